@@ -1,0 +1,152 @@
+//! Run profiles: one variable scales every experiment.
+//!
+//! `SSLAB_PROFILE` selects how big each experiment is:
+//!
+//! | profile | for | budget |
+//! |---|---|---|
+//! | `smoke` | CI: proves every cell runs | well under a minute of compute per notebook |
+//! | `cpu` (default) | a student's laptop | at most 3 minutes of compute per notebook on 2 cores |
+//! | `gpu` | full-size runs on an NVIDIA GPU | minutes on one GPU |
+//!
+//! Notebooks never branch on the profile themselves: they ask for the
+//! experiment's configuration (for example [`Profile::why_ssl`]) and print it.
+
+use candle_core::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The name of the environment variable that selects the profile.
+pub const PROFILE_VAR: &str = "SSLAB_PROFILE";
+
+/// How large the experiments of a run are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Tiny sizes for CI: every cell runs, results are not meaningful.
+    Smoke,
+    /// The default: meaningful results within minutes on a laptop CPU.
+    Cpu,
+    /// Full-size experiments for a GPU.
+    Gpu,
+}
+
+impl Profile {
+    /// Parses a profile name (`smoke`, `cpu` or `gpu`, any case).
+    pub fn parse(name: &str) -> Result<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "smoke" => Ok(Self::Smoke),
+            "cpu" => Ok(Self::Cpu),
+            "gpu" => Ok(Self::Gpu),
+            other => bail!("unknown profile {other:?} in {PROFILE_VAR}: expected smoke, cpu or gpu"),
+        }
+    }
+
+    /// The profile named by `SSLAB_PROFILE`, or [`Profile::Cpu`] when it is unset or empty.
+    pub fn current() -> Result<Self> {
+        match std::env::var(PROFILE_VAR) {
+            Ok(v) if !v.trim().is_empty() => Self::parse(&v),
+            _ => Ok(Self::Cpu),
+        }
+    }
+
+    /// The sizes of section 24.1's label-efficiency experiment in this profile.
+    pub fn why_ssl(self) -> WhySslConfig {
+        match self {
+            Self::Smoke => WhySslConfig {
+                profile: self,
+                train_images: 600,
+                test_images: 200,
+                pretrain_steps: 6,
+                pretrain_batch: 16,
+                labels_per_class: vec![1, 5],
+                repeats: 1,
+                scratch_steps: 5,
+                probe_steps: 30,
+                seed: 0,
+            },
+            Self::Cpu => WhySslConfig {
+                profile: self,
+                train_images: 8000,
+                test_images: 2000,
+                pretrain_steps: 300,
+                pretrain_batch: 32,
+                labels_per_class: vec![1, 5, 10, 50],
+                repeats: 2,
+                scratch_steps: 100,
+                probe_steps: 300,
+                seed: 0,
+            },
+            Self::Gpu => WhySslConfig {
+                profile: self,
+                train_images: 8000,
+                test_images: 2000,
+                pretrain_steps: 4000,
+                pretrain_batch: 256,
+                labels_per_class: vec![1, 5, 10, 50, 100],
+                repeats: 5,
+                scratch_steps: 500,
+                probe_steps: 500,
+                seed: 0,
+            },
+        }
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Smoke => "smoke",
+            Self::Cpu => "cpu",
+            Self::Gpu => "gpu",
+        })
+    }
+}
+
+/// Sizes of the label-efficiency experiment of section 24.1: rotation
+/// pretraining on unlabelled images, then a linear probe on few labels,
+/// against the same encoder trained from scratch on those labels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WhySslConfig {
+    /// The profile these sizes came from.
+    pub profile: Profile,
+    /// Images in the training split (used without labels for pretraining).
+    pub train_images: usize,
+    /// Images in the test split (accuracy is measured here).
+    pub test_images: usize,
+    /// Optimiser steps of rotation pretraining.
+    pub pretrain_steps: usize,
+    /// Images per pretraining batch (each is shown in all 4 rotations).
+    pub pretrain_batch: usize,
+    /// The labelled-subset sizes to sweep, in labels per class.
+    pub labels_per_class: Vec<usize>,
+    /// Labelled subsets drawn per size; accuracies are averaged over them.
+    pub repeats: usize,
+    /// Optimiser steps for training the encoder from scratch on the labels.
+    pub scratch_steps: usize,
+    /// Optimiser steps for the linear probe.
+    pub probe_steps: usize,
+    /// The seed behind initialisation, data order and subset draws.
+    pub seed: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_parse_accepts_names_and_rejects_others() {
+        assert_eq!(Profile::parse("smoke").unwrap(), Profile::Smoke);
+        assert_eq!(Profile::parse(" CPU ").unwrap(), Profile::Cpu);
+        assert_eq!(Profile::parse("gpu").unwrap(), Profile::Gpu);
+        let err = Profile::parse("fast").unwrap_err().to_string();
+        assert!(err.contains("\"fast\"") && err.contains("smoke, cpu or gpu"), "{err}");
+    }
+
+    #[test]
+    fn profile_sizes_grow_from_smoke_to_gpu() {
+        let (s, c, g) = (Profile::Smoke.why_ssl(), Profile::Cpu.why_ssl(), Profile::Gpu.why_ssl());
+        assert!(s.pretrain_steps < c.pretrain_steps && c.pretrain_steps < g.pretrain_steps);
+        assert!(s.train_images < c.train_images);
+        assert!(c.labels_per_class.contains(&10) && c.labels_per_class.contains(&1));
+    }
+}

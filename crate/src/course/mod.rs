@@ -1,0 +1,9 @@
+//! Chapter material that is data, not logic: tables, timelines and
+//! knowledge checks, kept here so the notebooks stay thin and the facts are
+//! in one reviewed place.
+
+pub mod why_ssl;
+
+mod quiz;
+
+pub use quiz::{Question, Quiz, QuizResult};

@@ -1,0 +1,246 @@
+//! Data sets: embedded synthetic images and MNIST-format IDX files.
+//!
+//! Real data is found through one variable, `SSLAB_DATA_DIR` (the Makefile
+//! sets it); without it, the `data/` folder of the checkout (where
+//! `make data` downloads to) is used. Nothing here downloads anything.
+//!
+//! A *data spec* string names a source: `shapes` (embedded, generated in
+//! code) or `idx:DIR` (MNIST-format files in `DIR`; a relative `DIR` is read
+//! under the data folder, e.g. `idx:mnist`).
+
+mod idx;
+mod shapes;
+
+pub use idx::{load_idx_images, read_idx, Idx};
+pub use shapes::{shapes, SHAPE_CLASSES};
+
+use crate::rng::SeededRng;
+use candle_core::{DType, Device, IndexOp, Result, Tensor};
+use std::path::{Path, PathBuf};
+
+/// The environment variable that points at the data folder.
+pub const DATA_DIR_VAR: &str = "SSLAB_DATA_DIR";
+
+/// The data folder: `$SSLAB_DATA_DIR`, else `data/` in the checkout.
+///
+/// Errors name the folder that is missing and how to get the data.
+pub fn data_dir() -> Result<PathBuf> {
+    data_dir_from(std::env::var(DATA_DIR_VAR).ok())
+}
+
+fn data_dir_from(var: Option<String>) -> Result<PathBuf> {
+    let (dir, source) = match var {
+        Some(v) if !v.trim().is_empty() => (PathBuf::from(v.trim()), DATA_DIR_VAR.to_string()),
+        _ => (Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("data"), "the default".to_string()),
+    };
+    if !dir.is_dir() {
+        candle_core::bail!(
+            "data folder {} (from {source}) does not exist: run `make data` on a machine with internet, \
+             or set {DATA_DIR_VAR} to a folder holding mnist/, tinyshakespeare/ and ucr/",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// Resolves `path` under the data folder unless it is absolute or exists as given.
+pub fn resolve(path: &str) -> Result<PathBuf> {
+    let p = PathBuf::from(path);
+    if p.is_absolute() || p.exists() {
+        return Ok(p);
+    }
+    Ok(data_dir()?.join(p))
+}
+
+/// A labelled image data set held in memory.
+#[derive(Clone, Debug)]
+pub struct ImageDataset {
+    /// Images `(N, C, H, W)`, f32 in `[0, 1]`, on the CPU.
+    pub images: Tensor,
+    /// Class index of each image.
+    pub labels: Vec<u32>,
+    /// Name of each class.
+    pub class_names: Vec<String>,
+    /// Where the data came from (`"MNIST t10k"`, `"shapes"`…), for printing.
+    pub name: String,
+}
+
+impl ImageDataset {
+    /// Checks the parts agree and builds the data set.
+    pub fn new(images: Tensor, labels: Vec<u32>, class_names: Vec<String>, name: &str) -> Result<Self> {
+        if images.rank() != 4 || images.dim(0)? != labels.len() {
+            candle_core::bail!(
+                "ImageDataset {name}: images must be (N, C, H, W) with N = {} labels, got {:?}",
+                labels.len(),
+                images.dims()
+            );
+        }
+        if let Some(bad) = labels.iter().find(|&&l| l as usize >= class_names.len()) {
+            candle_core::bail!("ImageDataset {name}: label {bad} but only {} classes", class_names.len());
+        }
+        Ok(Self { images: images.to_dtype(DType::F32)?, labels, class_names, name: name.to_string() })
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// `true` when there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Number of classes.
+    pub fn num_classes(&self) -> usize {
+        self.class_names.len()
+    }
+
+    /// `(C, H, W)` of one image.
+    pub fn image_shape(&self) -> Result<(usize, usize, usize)> {
+        let (_, c, h, w) = self.images.dims4()?;
+        Ok((c, h, w))
+    }
+
+    /// Images per class.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.num_classes()];
+        for &l in &self.labels {
+            counts[l as usize] += 1;
+        }
+        counts
+    }
+
+    /// The images at `indices` (in that order), as a new data set.
+    pub fn select(&self, indices: &[usize]) -> Result<Self> {
+        if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
+            candle_core::bail!("index {bad} out of range for {} ({} images)", self.name, self.len());
+        }
+        let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+        let idx = Tensor::from_vec(idx, indices.len(), self.images.device())?;
+        Ok(Self {
+            images: self.images.index_select(&idx, 0)?,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            class_names: self.class_names.clone(),
+            name: self.name.clone(),
+        })
+    }
+
+    /// The first `n` images (all of them when `n >= len`).
+    pub fn take(&self, n: usize) -> Result<Self> {
+        let n = n.min(self.len());
+        Ok(Self {
+            images: self.images.i(0..n)?,
+            labels: self.labels[..n].to_vec(),
+            class_names: self.class_names.clone(),
+            name: self.name.clone(),
+        })
+    }
+
+    /// Splits off the last `test_fraction` of the images as the test split,
+    /// deterministically: `(train, test)`.
+    pub fn split_last(&self, test_fraction: f64) -> Result<(Self, Self)> {
+        if !(0.0..1.0).contains(&test_fraction) {
+            candle_core::bail!("test_fraction must be in [0, 1), got {test_fraction}");
+        }
+        let n_test = ((self.len() as f64) * test_fraction).round() as usize;
+        let n_train = self.len() - n_test;
+        let train: Vec<usize> = (0..n_train).collect();
+        let test: Vec<usize> = (n_train..self.len()).collect();
+        Ok((self.select(&train)?, self.select(&test)?))
+    }
+
+    /// Indices of `k` random images of every class, drawn without replacement, shuffled.
+    ///
+    /// Errors when a class has fewer than `k` images, naming the class.
+    pub fn per_class_indices(&self, k: usize, rng: &mut SeededRng) -> Result<Vec<usize>> {
+        if k == 0 {
+            candle_core::bail!("labels per class must be at least 1");
+        }
+        let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); self.num_classes()];
+        for (i, &l) in self.labels.iter().enumerate() {
+            by_class[l as usize].push(i);
+        }
+        let mut chosen = Vec::with_capacity(k * self.num_classes());
+        for (c, members) in by_class.iter().enumerate() {
+            if members.len() < k {
+                candle_core::bail!(
+                    "{} labels per class requested, but class {} ({}) has only {} images in {}",
+                    k,
+                    c,
+                    self.class_names[c],
+                    members.len(),
+                    self.name
+                );
+            }
+            chosen.extend(rng.choose(members.len(), k)?.into_iter().map(|j| members[j]));
+        }
+        rng.shuffle(&mut chosen);
+        Ok(chosen)
+    }
+
+    /// `k` random images of every class (see [`ImageDataset::per_class_indices`]).
+    pub fn per_class_subset(&self, k: usize, rng: &mut SeededRng) -> Result<Self> {
+        self.select(&self.per_class_indices(k, rng)?)
+    }
+
+    /// Labels as a u32 tensor on `dev`.
+    pub fn labels_tensor(&self, dev: &Device) -> Result<Tensor> {
+        Tensor::from_slice(&self.labels, self.len(), dev)
+    }
+
+    /// A batch `(images, labels)` on `dev`.
+    pub fn batch(&self, indices: &[usize], dev: &Device) -> Result<(Tensor, Tensor)> {
+        let b = self.select(indices)?;
+        Ok((b.images.to_device(dev)?, b.labels_tensor(dev)?))
+    }
+}
+
+/// Loads an image data set from a data spec: `shapes` (embedded; `n`
+/// images from `seed`) or `idx:DIR` (MNIST-format files; `n` is ignored).
+///
+/// Returns `(train, test)`. IDX folders with both `train-*` and `t10k-*`
+/// files give those splits; a folder with only one split gives its first
+/// 80% as train and the last 20% as test.
+pub fn load_images(spec: &str, n: usize, seed: u64) -> Result<(ImageDataset, ImageDataset)> {
+    match spec.split_once(':') {
+        None if spec == "shapes" => shapes(n, seed)?.split_last(0.2),
+        Some(("idx", dir)) => idx::load_idx_dir(&resolve(dir)?),
+        _ => candle_core::bail!("unknown data spec {spec:?}: expected `shapes` or `idx:DIR`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toy() -> ImageDataset {
+        let images = Tensor::arange(0f32, 12.0, &Device::Cpu).unwrap().reshape((6, 1, 1, 2)).unwrap();
+        ImageDataset::new(images, vec![0, 1, 0, 1, 0, 1], vec!["a".into(), "b".into()], "toy").unwrap()
+    }
+
+    #[test]
+    fn dataset_split_subset_and_errors() {
+        let d = toy();
+        let (tr, te) = d.split_last(1.0 / 3.0).unwrap();
+        assert_eq!((tr.len(), te.len()), (4, 2));
+        assert_eq!(te.labels, vec![0, 1]);
+        assert_eq!(te.images.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![8., 9., 10., 11.]);
+        let mut rng = SeededRng::new(0);
+        let s = d.per_class_subset(2, &mut rng).unwrap();
+        assert_eq!(s.class_counts(), vec![2, 2]);
+        let err = d.per_class_subset(4, &mut rng).unwrap_err().to_string();
+        assert!(err.contains("class 0 (a) has only 3"), "{err}");
+        assert!(d.select(&[6]).is_err());
+        assert!(ImageDataset::new(d.images.clone(), vec![0, 5, 0, 0, 0, 0], d.class_names.clone(), "x").is_err());
+        assert!(load_images("csv:foo", 10, 0).unwrap_err().to_string().contains("unknown data spec"));
+    }
+
+    #[test]
+    fn data_dir_error_names_the_folder_and_the_fix() {
+        let err = data_dir_from(Some("/definitely/not/here".into())).unwrap_err().to_string();
+        assert!(err.contains("/definitely/not/here") && err.contains(DATA_DIR_VAR) && err.contains("make data"), "{err}");
+        let tmp = std::env::temp_dir();
+        assert_eq!(data_dir_from(Some(tmp.display().to_string())).unwrap(), tmp);
+    }
+}

@@ -1,0 +1,96 @@
+//! Device selection: CUDA when the crate is built with the `cuda` feature and
+//! a GPU is visible, the CPU otherwise — and always a sentence saying why.
+//!
+//! `SSLAB_DEVICE=cpu` forces the CPU even in a CUDA build.
+
+use candle_core::{Device, Result};
+use std::fmt;
+
+/// The environment variable that can force the CPU (`SSLAB_DEVICE=cpu`).
+pub const DEVICE_VAR: &str = "SSLAB_DEVICE";
+
+/// The device chosen for a run, with the reason, for the setup cell to print.
+#[derive(Clone, Debug)]
+pub struct DeviceChoice {
+    /// The Candle device to put tensors on.
+    pub device: Device,
+    /// Why this device was chosen (or why the GPU was not).
+    pub reason: String,
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match &self.device {
+            Device::Cpu => format!("cpu ({} threads)", cpu_threads()),
+            Device::Cuda(_) => "cuda:0".to_string(),
+            Device::Metal(_) => "metal:0".to_string(),
+        };
+        write!(f, "{name} — {}", self.reason)
+    }
+}
+
+/// Number of threads Candle's CPU kernels use (`RAYON_NUM_THREADS` or the core count).
+pub fn cpu_threads() -> usize {
+    candle_core::utils::get_num_threads()
+}
+
+/// Picks the device for this run.
+///
+/// With the `cuda` feature: GPU 0 when it opens, else the CPU with the CUDA
+/// error as the reason. Without it: the CPU, saying the build has no CUDA.
+/// `SSLAB_DEVICE=cpu` forces the CPU; any other value than `cpu`, `cuda` or
+/// empty is an error.
+pub fn device() -> Result<DeviceChoice> {
+    let wanted = std::env::var(DEVICE_VAR).unwrap_or_default().trim().to_ascii_lowercase();
+    match wanted.as_str() {
+        "" | "auto" | "cuda" => {}
+        "cpu" => {
+            return Ok(DeviceChoice {
+                device: Device::Cpu,
+                reason: format!("{DEVICE_VAR}=cpu"),
+            })
+        }
+        other => candle_core::bail!("unknown device {other:?} in {DEVICE_VAR}: expected cpu, cuda or auto"),
+    }
+    pick(wanted == "cuda")
+}
+
+#[cfg(feature = "cuda")]
+fn pick(required: bool) -> Result<DeviceChoice> {
+    match Device::new_cuda(0) {
+        Ok(device) => Ok(DeviceChoice { device, reason: "built with CUDA and a GPU is visible".into() }),
+        Err(e) if required => candle_core::bail!("{DEVICE_VAR}=cuda but no GPU could be opened: {e}"),
+        Err(e) => Ok(DeviceChoice {
+            device: Device::Cpu,
+            reason: format!("built with CUDA, but no GPU could be opened ({e})"),
+        }),
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn pick(required: bool) -> Result<DeviceChoice> {
+    if required {
+        candle_core::bail!("{DEVICE_VAR}=cuda but sslab was built without the `cuda` feature (use the \"Rust (sslab, CUDA)\" kernel)");
+    }
+    Ok(DeviceChoice {
+        device: Device::Cpu,
+        reason: "this build has no CUDA support (the `cuda` feature is off)".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_without_cuda_is_cpu_with_a_reason() {
+        let choice = pick(false).unwrap();
+        #[cfg(not(feature = "cuda"))]
+        {
+            assert!(choice.device.is_cpu());
+            assert!(choice.reason.contains("cuda"), "{}", choice.reason);
+            assert!(pick(true).unwrap_err().to_string().contains("without the `cuda` feature"));
+        }
+        assert!(!choice.to_string().is_empty());
+    }
+}

@@ -1,0 +1,37 @@
+//! Models and their parameters.
+//!
+//! Parameters live in a [`Params`] store that initialises every tensor from
+//! the run's seed (Candle's own initialisers are not reproducible on the CPU).
+//! Layers follow Candle's style: a plain struct implementing
+//! [`candle_core::Module`], built by a constructor that takes a
+//! [`candle_nn::VarBuilder`].
+
+mod cnn;
+mod params;
+
+pub use cnn::{small_cnn, CnnConfig, SmallCnn};
+pub use params::Params;
+
+use candle_core::{Result, Tensor};
+use candle_nn::{Linear, VarBuilder};
+
+/// A linear layer `y = x Wᵀ + b` initialised like PyTorch's `nn.Linear`.
+///
+/// # Shapes
+/// `(B, in_dim)` → `(B, out_dim)`.
+pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
+    // PyTorch: kaiming_uniform_(a=sqrt(5)) for the weight = U(-1/sqrt(in), 1/sqrt(in)), same for the bias.
+    let bound = 1.0 / (in_dim.max(1) as f64).sqrt();
+    let init = candle_nn::Init::Uniform { lo: -bound, up: bound };
+    let w = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
+    let b = vb.get_with_hints(out_dim, "bias", init)?;
+    Ok(Linear::new(w, Some(b)))
+}
+
+/// Checks that `x` has rank `rank`, naming `what` in the error.
+pub(crate) fn expect_rank(x: &Tensor, rank: usize, what: &str, layout: &str) -> Result<()> {
+    if x.rank() != rank {
+        candle_core::bail!("{what} expects a rank-{rank} tensor {layout}, got shape {:?}", x.dims());
+    }
+    Ok(())
+}

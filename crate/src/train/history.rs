@@ -1,0 +1,94 @@
+//! Loss and metric history of a training run.
+
+use crate::plot::LinePlot;
+use serde::{Deserialize, Serialize};
+
+/// Per-step loss and metric of one training run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// What was trained (the plot title).
+    pub name: String,
+    /// What `metric` measures (e.g. `"pretext accuracy"`).
+    pub metric_name: String,
+    /// Step numbers, from 1.
+    pub steps: Vec<usize>,
+    /// Training loss at each step.
+    pub loss: Vec<f64>,
+    /// The metric at each step.
+    pub metric: Vec<f64>,
+}
+
+impl History {
+    /// An empty history.
+    pub fn new(name: &str, metric_name: &str) -> Self {
+        Self { name: name.into(), metric_name: metric_name.into(), ..Default::default() }
+    }
+
+    /// Records one step.
+    pub fn push(&mut self, step: usize, loss: f64, metric: f64) {
+        self.steps.push(step);
+        self.loss.push(loss);
+        self.metric.push(metric);
+    }
+
+    /// Steps recorded.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// `true` before the first step.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Mean of the last `n` values of `xs` (all of them when fewer).
+    fn tail_mean(xs: &[f64], n: usize) -> f64 {
+        let t = &xs[xs.len().saturating_sub(n.max(1))..];
+        if t.is_empty() {
+            f64::NAN
+        } else {
+            t.iter().sum::<f64>() / t.len() as f64
+        }
+    }
+
+    /// One line: steps, final loss and metric (each averaged over the last 20 steps).
+    pub fn summary(&self) -> String {
+        format!(
+            "{}: {} steps, loss {:.3} → {:.3}, {} {:.3} (mean of the last 20 steps)",
+            self.name,
+            self.len(),
+            self.loss.first().copied().unwrap_or(f64::NAN),
+            Self::tail_mean(&self.loss, 20),
+            self.metric_name,
+            Self::tail_mean(&self.metric, 20)
+        )
+    }
+
+    /// The loss and metric curves, smoothed over `window` steps.
+    pub fn plot(&self, window: usize) -> LinePlot {
+        let smooth = |xs: &[f64]| -> Vec<(f64, f64)> {
+            (0..xs.len()).map(|i| (self.steps[i] as f64, Self::tail_mean(&xs[..=i], window))).collect()
+        };
+        LinePlot::new(&self.name)
+            .x_label("step")
+            .y_label("value")
+            .series("loss", smooth(&self.loss))
+            .series(&self.metric_name, smooth(&self.metric))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_summary_uses_the_tail() {
+        let mut h = History::new("t", "acc");
+        for s in 1..=40 {
+            h.push(s, if s > 20 { 1.0 } else { 3.0 }, 0.5);
+        }
+        let s = h.summary();
+        assert!(s.contains("40 steps") && s.contains("3.000 → 1.000") && s.contains("acc 0.500"), "{s}");
+        assert_eq!(h.plot(5).series_len(), 2);
+    }
+}
