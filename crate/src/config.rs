@@ -68,7 +68,7 @@ impl Profile {
                 profile: self,
                 train_images: 8000,
                 test_images: 2000,
-                pretrain_steps: 300,
+                pretrain_steps: 250,
                 pretrain_batch: 32,
                 labels_per_class: vec![1, 5, 10, 50],
                 repeats: 2,

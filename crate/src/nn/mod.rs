@@ -12,10 +12,32 @@ mod params;
 pub use cnn::{small_cnn, CnnConfig, SmallCnn};
 pub use params::Params;
 
-use candle_core::{Result, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_core::{Module, Result, Tensor};
+use candle_nn::VarBuilder;
 
-/// A linear layer `y = x Wᵀ + b` initialised like PyTorch's `nn.Linear`.
+/// A linear layer `y = x Wᵀ + b`.
+///
+/// A thin wrapper around `candle_nn::Linear`, so that notebooks, which depend
+/// on `sslab` only, can name the type of a variable holding one.
+#[derive(Clone, Debug)]
+pub struct Linear(candle_nn::Linear);
+
+impl Linear {
+    /// The weight `(out_dim, in_dim)`.
+    pub fn weight(&self) -> &Tensor {
+        self.0.weight()
+    }
+}
+
+impl Module for Linear {
+    /// # Shapes
+    /// `(B, in_dim)` → `(B, out_dim)`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.0.forward(x)
+    }
+}
+
+/// A linear layer initialised like PyTorch's `nn.Linear`.
 ///
 /// # Shapes
 /// `(B, in_dim)` → `(B, out_dim)`.
@@ -25,7 +47,7 @@ pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     let init = candle_nn::Init::Uniform { lo: -bound, up: bound };
     let w = vb.get_with_hints((out_dim, in_dim), "weight", init)?;
     let b = vb.get_with_hints(out_dim, "bias", init)?;
-    Ok(Linear::new(w, Some(b)))
+    Ok(Linear(candle_nn::Linear::new(w, Some(b))))
 }
 
 /// Checks that `x` has rank `rank`, naming `what` in the error.

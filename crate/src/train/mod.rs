@@ -10,11 +10,11 @@ pub use history::History;
 
 use crate::data::ImageDataset;
 use crate::loss::{accuracy, cross_entropy};
-use crate::nn::{Params, SmallCnn};
+use crate::nn::{Linear, Params, SmallCnn};
 use crate::pretext::rotation_batch;
 use crate::rng::SeededRng;
 use candle_core::{Device, Module, Result, Tensor};
-use candle_nn::{AdamW, Linear, Optimizer, ParamsAdamW};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
 /// Optimiser and budget of one training run (AdamW).

@@ -1,0 +1,55 @@
+# sslab — the two commands: `make lab` (start the course) and `make test`.
+SHELL := /bin/bash
+VENV   := .venv
+PY     := $(VENV)/bin/python
+# Real data: $SSLAB_DATA_DIR if set, else ./data (filled by `make data`),
+# else the course's shared data folder beside the checkout.
+SSLAB_DATA_DIR ?= $(firstword $(wildcard $(CURDIR)/data/mnist) $(wildcard $(CURDIR)/../shared/data/mnist))
+export SSLAB_DATA_DIR := $(patsubst %/mnist,%,$(SSLAB_DATA_DIR))
+# Options: make lab NO_BROWSER=1 PORT=8888
+NO_BROWSER ?=
+PORT       ?= 8888
+NOTEBOOK_PROFILE ?= smoke
+
+.PHONY: lab setup prewarm test test-crate test-runner test-notebooks notebooks data doc clean
+
+## lab: install what is missing, pre-warm the kernel, start JupyterLab on notebooks/
+lab: setup prewarm
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(NO_BROWSER),--no-browser,)
+
+## setup: rust-src, mold, evcxr_jupyter 0.22.0, .venv and the "Rust (sslab)" kernel
+setup:
+	@kernel/setup
+
+## prewarm: compile the notebooks' dependencies once into evcxr's cache
+prewarm: setup
+	@echo "[prewarm] compiling sslab and Candle in the Rust (sslab) kernel (first time: several minutes)"
+	@$(PY) kernel/run-notebooks kernel/prewarm.ipynb
+
+## test: crate tests, the runner's own tests, then every notebook through the real kernel (smoke profile)
+test: setup test-crate test-runner test-notebooks
+
+test-crate:
+	cargo test --workspace
+
+test-runner: setup
+	$(PY) tests/runner_test.py
+
+test-notebooks: setup
+	$(PY) kernel/run-notebooks --profile $(NOTEBOOK_PROFILE) notebooks
+
+## notebooks: re-execute every notebook in the cpu profile and save the outputs (for committing)
+notebooks: setup
+	$(PY) kernel/run-notebooks --profile cpu --inplace notebooks
+
+## data: download the public originals into ./data (needs internet)
+data:
+	@kernel/fetch-data data
+
+## doc: API documentation (warnings are errors)
+doc:
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
+clean:
+	cargo clean
+	rm -rf $(VENV)
