@@ -66,9 +66,8 @@ impl BatchSampler {
         if n == 0 {
             candle_core::bail!("cannot sample batches from an empty data set");
         }
-        let mut s = Self { order: (0..n).collect(), pos: n, rng };
-        s.pos = s.order.len();
-        Ok(s)
+        // pos = n: the first call shuffles.
+        Ok(Self { order: (0..n).collect(), pos: n, rng })
     }
 
     /// The next `batch` indices (at most `n`), reshuffling at each epoch end.
