@@ -13,6 +13,7 @@
 //! | [`device`] | CPU/CUDA selection |
 //! | [`rng`] | the seeded random generator behind initialisation, data order and augmentation |
 //! | [`data`] | embedded synthetic images, MNIST-format IDX files, the data folder |
+//! | [`augment`] | seeded augmentations and multi-view pipelines |
 //! | [`pretext`] | pretext tasks T: x → (x̃, y): rotation, masking |
 //! | [`nn`] | seeded parameters, the small CNN encoder, linear heads |
 //! | [`loss`] | InfoNCE and cross-entropy |
@@ -20,6 +21,8 @@
 //! | [`eval`] | linear probe, label-efficiency sweep |
 //! | [`plot`] | figures and tables that display inline in Jupyter (evcxr) |
 //! | [`course`] | chapter material: tables, timelines and knowledge checks |
+//!
+//! The `sslab` binary ([`cli`]) runs the same code from the command line.
 //!
 //! Errors are [`candle_core::Error`] values with a message naming the problem;
 //! nothing a user passes makes the crate panic.
@@ -36,6 +39,10 @@
 //! # Ok::<(), candle_core::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
+pub mod augment;
+pub mod cli;
 pub mod config;
 pub mod course;
 pub mod data;

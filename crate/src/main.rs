@@ -1,0 +1,5 @@
+//! The `sslab` command line (see `sslab --help`).
+
+fn main() {
+    std::process::exit(sslab::cli::main());
+}
