@@ -7,9 +7,11 @@
 //! [`candle_nn::VarBuilder`].
 
 mod cnn;
+mod im2col;
 mod params;
 
 pub use cnn::{small_cnn, CnnConfig, SmallCnn};
+pub use im2col::conv2d;
 pub use params::Params;
 
 use candle_core::{Module, Result, Tensor};
