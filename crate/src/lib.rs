@@ -19,6 +19,7 @@
 //! | [`loss`] | InfoNCE and cross-entropy |
 //! | [`train`] | optimiser settings, step-budgeted training loops, loss history |
 //! | [`eval`] | linear probe, label-efficiency sweep |
+//! | [`method`] | pretraining methods (RotNet … DINO) and the resumable [`method::Pretrainer`] |
 //! | [`plot`] | figures and tables that display inline in Jupyter (evcxr) |
 //! | [`course`] | chapter material: tables, timelines and knowledge checks |
 //!
@@ -48,6 +49,7 @@ pub mod course;
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod method;
 pub mod loss;
 pub mod nn;
 pub mod plot;

@@ -1,0 +1,61 @@
+//! The backbone a method trains: a choice of image encoders behind one type.
+
+use crate::nn::{CnnConfig, SmallCnn};
+use candle_core::{ModuleT, Result, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+/// Which image encoder to build.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum EncoderConfig {
+    /// [`SmallCnn`]: three 3×3 convolutions with max-pooling.
+    Cnn(CnnConfig),
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        EncoderConfig::Cnn(CnnConfig { in_channels: 1, widths: vec![32, 64, 128] })
+    }
+}
+
+impl EncoderConfig {
+    /// The same encoder for images with `channels` input channels.
+    pub fn with_in_channels(&self, channels: usize) -> Self {
+        match self {
+            EncoderConfig::Cnn(c) => EncoderConfig::Cnn(CnnConfig { in_channels: channels, ..c.clone() }),
+        }
+    }
+
+    /// Builds the encoder (parameters under `vb`).
+    pub fn init(&self, vb: VarBuilder) -> Result<Encoder> {
+        Ok(match self {
+            EncoderConfig::Cnn(c) => Encoder::Cnn(c.init(vb)?),
+        })
+    }
+}
+
+/// An image encoder `(B, C, H, W) → (B, F)`.
+pub enum Encoder {
+    /// A [`SmallCnn`].
+    Cnn(SmallCnn),
+}
+
+impl Encoder {
+    /// The feature width F.
+    pub fn feature_dim(&self) -> usize {
+        match self {
+            Encoder::Cnn(m) => m.feature_dim(),
+        }
+    }
+}
+
+impl ModuleT for Encoder {
+    /// # Shapes
+    /// `(B, C, H, W)` → `(B, F)`; `train` selects batch statistics where the encoder has normalisation layers.
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match self {
+            Encoder::Cnn(m) => m.forward_t(x, train),
+        }
+    }
+}

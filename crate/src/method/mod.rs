@@ -1,0 +1,422 @@
+//! Self-supervised pretraining methods behind one interface, and the
+//! step-budgeted [`Pretrainer`] that runs them, checkpoints them and resumes
+//! them exactly.
+//!
+//! Each method (one file per method) turns a batch of unlabelled images into
+//! a loss: a pretext task ([`rotation`](MethodName::Rotation),
+//! [`jigsaw`](MethodName::Jigsaw), [`mae`](MethodName::Mae), …) or a joint
+//! embedding objective ([`simclr`](MethodName::SimClr),
+//! [`moco`](MethodName::Moco), [`byol`](MethodName::Byol), …). The
+//! [`Pretrainer`] owns the parameters, the optimiser and the schedule; one
+//! seed drives initialisation, data order and augmentation.
+//!
+//! ```no_run
+//! use sslab::method::{MethodName, PretrainConfig, Pretrainer};
+//! let (train, _test) = sslab::data::load_images("shapes", 2000, 0)?;
+//! let cfg = PretrainConfig::for_method(MethodName::SimClr);
+//! let mut run = Pretrainer::new(cfg, train.image_shape()?, &candle_core::Device::Cpu)?;
+//! run.train_for(50, &train)?;        // 50 steps …
+//! run.train_for(50, &train)?;        // … and 50 more, continuing the same schedule
+//! run.save("runs/simclr")?;
+//! let again = Pretrainer::load("runs/simclr", &candle_core::Device::Cpu)?;
+//! assert_eq!(again.step(), 100);
+//! # Ok::<(), candle_core::Error>(())
+//! ```
+
+mod encoder;
+mod rotation;
+
+pub use encoder::{Encoder, EncoderConfig};
+
+use crate::data::ImageDataset;
+use crate::nn::Params;
+use crate::rng::{derive_seed, SeededRng};
+use crate::train::{finite_loss, load_checkpoint, save_checkpoint, History, Optim, OptimizerConfig, Schedule, StepSampler};
+use candle_core::{Device, Result, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+/// The pretraining methods, by their command-line names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MethodName {
+    /// Predict which of four rotations was applied (Gidaris et al. 2018).
+    Rotation,
+}
+
+impl MethodName {
+    /// Every method, in the chapter's order.
+    pub const ALL: [MethodName; 1] = [MethodName::Rotation];
+
+    /// The command-line name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MethodName::Rotation => "rotation",
+        }
+    }
+}
+
+impl fmt::Display for MethodName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for MethodName {
+    type Err = candle_core::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let lower = s.to_ascii_lowercase();
+        Self::ALL.iter().copied().find(|m| m.as_str() == lower).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|m| m.as_str()).collect();
+            candle_core::Error::Msg(format!("unknown method {s:?}; expected one of {}", names.join(", ")))
+        })
+    }
+}
+
+/// Everything that defines a pretraining run (saved as JSON next to its checkpoint).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PretrainConfig {
+    /// The method.
+    pub method: MethodName,
+    /// Planned optimiser steps (the learning-rate schedule spans them).
+    pub steps: usize,
+    /// Images per step (each method may make several views of each).
+    pub batch_size: usize,
+    /// The one seed behind initialisation, data order and augmentation.
+    pub seed: u64,
+    /// Optimiser and peak learning rate.
+    pub optimizer: OptimizerConfig,
+    /// Linear warm-up steps before the cosine decay.
+    pub warmup_steps: usize,
+    /// The backbone.
+    pub encoder: EncoderConfig,
+    /// Hidden width of projection/prediction heads.
+    pub head_hidden: usize,
+    /// Output width of projection heads.
+    pub head_out: usize,
+    /// Softmax temperature of contrastive losses.
+    pub temperature: f64,
+    /// Where the data came from (informational; a data spec such as `idx:DIR`).
+    pub data: String,
+}
+
+impl PretrainConfig {
+    /// The recommended settings of `method` for 28×28 grey-scale images on a CPU.
+    pub fn for_method(method: MethodName) -> Self {
+        let base = Self {
+            method,
+            steps: 200,
+            batch_size: 128,
+            seed: 0,
+            optimizer: OptimizerConfig::adamw(1e-3, 1e-4),
+            warmup_steps: 10,
+            encoder: EncoderConfig::default(),
+            head_hidden: 128,
+            head_out: 64,
+            temperature: 0.2,
+            data: String::new(),
+        };
+        match method {
+            MethodName::Rotation => Self { batch_size: 64, optimizer: OptimizerConfig::adamw(2e-3, 1e-4), ..base },
+        }
+    }
+
+    /// Checks the settings, naming the first bad one.
+    pub fn check(&self) -> Result<()> {
+        self.optimizer.check()?;
+        if self.batch_size < 2 {
+            candle_core::bail!("pretraining needs batch_size >= 2, got {}", self.batch_size);
+        }
+        if self.warmup_steps > self.steps.max(1) {
+            candle_core::bail!("warmup_steps {} is larger than steps {}", self.warmup_steps, self.steps);
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            candle_core::bail!("temperature must be positive, got {}", self.temperature);
+        }
+        Ok(())
+    }
+}
+
+/// What one training step produced.
+pub struct StepOutput {
+    /// The scalar loss to minimise.
+    pub loss: Tensor,
+    /// A number to log next to the loss (pretext accuracy, positive-pair similarity, …).
+    pub metric: f64,
+}
+
+/// A pretraining method: a loss on unlabelled images plus any state outside
+/// the optimiser (EMA teachers, queues, centres).
+pub trait Method {
+    /// The name of the logged metric.
+    fn metric_name(&self) -> &'static str;
+
+    /// The loss of one step on `images (B, C, H, W)`, drawing augmentations from `rng`.
+    fn loss(&mut self, images: &Tensor, rng: &mut SeededRng) -> Result<StepOutput>;
+
+    /// Called after each optimiser step `k` (from 0) of `total`.
+    fn after_step(&mut self, _k: usize, _total: usize) -> Result<()> {
+        Ok(())
+    }
+
+    /// Representations of `images` for evaluation (inference mode).
+    fn features(&self, images: &Tensor) -> Result<Tensor>;
+
+    /// The width of [`Method::features`].
+    fn feature_dim(&self) -> usize;
+
+    /// State to checkpoint besides the trainable parameters.
+    fn state(&self) -> HashMap<String, Tensor> {
+        HashMap::new()
+    }
+
+    /// Restores [`Method::state`].
+    fn load_state(&mut self, _state: &HashMap<String, Tensor>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Builds `cfg.method` with its parameters under `vb` for images of `shape = (C, H, W)`.
+pub fn build_method(cfg: &PretrainConfig, shape: (usize, usize, usize), vb: VarBuilder, dev: &Device) -> Result<Box<dyn Method>> {
+    let _ = dev;
+    Ok(match cfg.method {
+        MethodName::Rotation => Box::new(rotation::Rotation::new(cfg, shape, vb)?),
+    })
+}
+
+/// A pretraining run: parameters, method, optimiser, schedule and progress.
+pub struct Pretrainer {
+    config: PretrainConfig,
+    image_shape: (usize, usize, usize),
+    params: Params,
+    method: Box<dyn Method>,
+    opt: Optim,
+    schedule: Schedule,
+    step: usize,
+    history: History,
+    sampler_seed: u64,
+    device: Device,
+}
+
+impl Pretrainer {
+    /// A fresh run of `config` on images of `image_shape = (C, H, W)`.
+    pub fn new(config: PretrainConfig, image_shape: (usize, usize, usize), dev: &Device) -> Result<Self> {
+        config.check()?;
+        let params = Params::new(derive_seed(config.seed, "init"));
+        let method = build_method(&config, image_shape, params.builder(dev), dev)?;
+        let opt = config.optimizer.build(params.named_vars())?;
+        let schedule = Schedule::WarmupCosine {
+            peak: config.optimizer.lr,
+            end: 0.05 * config.optimizer.lr,
+            warmup_steps: config.warmup_steps,
+            total_steps: config.steps.max(1),
+        };
+        let history = History::new(&format!("{} pretraining", config.method), method.metric_name());
+        Ok(Self {
+            sampler_seed: derive_seed(config.seed, "data-order"),
+            config,
+            image_shape,
+            params,
+            method,
+            opt,
+            schedule,
+            step: 0,
+            history,
+            device: dev.clone(),
+        })
+    }
+
+    /// The run's settings.
+    pub fn config(&self) -> &PretrainConfig {
+        &self.config
+    }
+
+    /// Steps done so far.
+    pub fn step(&self) -> usize {
+        self.step
+    }
+
+    /// Loss and metric of every step so far.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// The trainable parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The method (for its features and state).
+    pub fn method(&self) -> &dyn Method {
+        self.method.as_ref()
+    }
+
+    /// Trains `steps` more steps on the images of `data` (labels unused) and
+    /// returns the history. Call again to continue where it stopped; past the
+    /// planned `config.steps` the learning rate stays at its final value
+    /// (5% of the peak).
+    ///
+    /// Stops with an error naming the step if the loss becomes NaN or infinite.
+    pub fn train_for(&mut self, steps: usize, data: &ImageDataset) -> Result<&History> {
+        let shape = data.image_shape()?;
+        if shape != self.image_shape {
+            candle_core::bail!(
+                "this run was built for images {:?} (C, H, W) but the data set {:?} has {shape:?}",
+                self.image_shape,
+                data.name
+            );
+        }
+        let mut sampler = StepSampler::new(data.len(), self.sampler_seed)?;
+        let what = format!("{} pretraining", self.config.method);
+        for _ in 0..steps {
+            let k = self.step;
+            self.opt.set_lr(self.schedule.at(k));
+            let idx = sampler.batch(k, self.config.batch_size);
+            let (x, _) = data.batch(&idx, &self.device)?;
+            let mut rng = SeededRng::new(derive_seed(self.config.seed, &format!("step{k}")));
+            let out = self.method.loss(&x, &mut rng)?;
+            let l = finite_loss(&out.loss, k + 1, &what)?;
+            self.opt.backward_step(&out.loss)?;
+            self.method.after_step(k, self.config.steps)?;
+            self.history.push(k + 1, l, out.metric);
+            self.step += 1;
+        }
+        Ok(&self.history)
+    }
+
+    /// Representations of `images (N, C, H, W)`, computed in batches of 256
+    /// without gradients and returned on the CPU.
+    pub fn features(&self, images: &Tensor) -> Result<Tensor> {
+        let n = images.dim(0)?;
+        let mut out = Vec::new();
+        for start in (0..n).step_by(256) {
+            let x = images.narrow(0, start, 256.min(n - start))?.to_device(&self.device)?;
+            out.push(self.method.features(&x)?.detach().to_device(&Device::Cpu)?);
+        }
+        if out.is_empty() {
+            candle_core::bail!("features: no images");
+        }
+        Tensor::cat(&out, 0)
+    }
+
+    /// Saves the run (parameters, optimiser state, method state, config,
+    /// progress and history) into the directory `dir`, atomically.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let model: HashMap<String, Tensor> =
+            self.params.named_vars().into_iter().map(|(k, v)| (k, v.as_tensor().clone())).collect();
+        let meta = serde_json::json!({
+            "format": "sslab-pretrain-v1",
+            "config": self.config,
+            "image_shape": [self.image_shape.0, self.image_shape.1, self.image_shape.2],
+            "step": self.step,
+            "optimizer_steps": self.opt.steps_taken(),
+            "history": self.history,
+        });
+        save_checkpoint(dir, &meta, &[("model", &model), ("optimizer", &self.opt.state()), ("state", &self.method.state())])
+    }
+
+    /// Loads a run saved by [`Pretrainer::save`], ready to continue training
+    /// or to compute features.
+    pub fn load(dir: impl AsRef<Path>, dev: &Device) -> Result<Self> {
+        let dir = dir.as_ref();
+        let ck = load_checkpoint(dir, dev)?;
+        let bad = |what: &str| candle_core::Error::Msg(format!("checkpoint {}: {what} in config.json", dir.display()));
+        if ck.config["format"] != "sslab-pretrain-v1" {
+            return Err(bad("not an sslab pretraining checkpoint (no format \"sslab-pretrain-v1\")"));
+        }
+        let config: PretrainConfig =
+            serde_json::from_value(ck.config["config"].clone()).map_err(|e| bad(&format!("bad \"config\" ({e})")))?;
+        let shape: Vec<usize> =
+            serde_json::from_value(ck.config["image_shape"].clone()).map_err(|e| bad(&format!("bad \"image_shape\" ({e})")))?;
+        let &[c, h, w] = shape.as_slice() else { return Err(bad("\"image_shape\" must have 3 entries")) };
+        let mut run = Self::new(config, (c, h, w), dev)?;
+        let model = ck.group("model")?;
+        for (name, var) in run.params.named_vars() {
+            let t = model.get(&name).ok_or_else(|| bad(&format!("parameter {name} missing from model.safetensors;")))?;
+            if t.dims() != var.dims() {
+                return Err(bad(&format!("parameter {name} has shape {:?}, the model needs {:?};", t.dims(), var.dims())));
+            }
+            var.set(t)?;
+        }
+        let opt_steps = ck.config["optimizer_steps"].as_u64().unwrap_or(0) as usize;
+        run.opt.load_state(ck.group("optimizer")?.clone(), opt_steps)?;
+        run.method.load_state(ck.group("state")?)?;
+        run.step = ck.config["step"].as_u64().ok_or_else(|| bad("missing \"step\""))? as usize;
+        run.history = serde_json::from_value(ck.config["history"].clone()).map_err(|e| bad(&format!("bad \"history\" ({e})")))?;
+        Ok(run)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(method: MethodName) -> PretrainConfig {
+        let mut cfg = PretrainConfig::for_method(method);
+        cfg.encoder = EncoderConfig::Cnn(crate::nn::CnnConfig { in_channels: 1, widths: vec![4, 8] });
+        cfg.batch_size = 8;
+        cfg.steps = 6;
+        cfg.warmup_steps = 2;
+        cfg.head_hidden = 16;
+        cfg.head_out = 8;
+        cfg
+    }
+
+    #[test]
+    fn method_names_parse_and_reject_unknown() {
+        for m in MethodName::ALL {
+            assert_eq!(m.as_str().parse::<MethodName>().unwrap(), m);
+        }
+        let err = "simclear".parse::<MethodName>().unwrap_err().to_string();
+        assert!(err.contains("simclear") && err.contains("rotation"), "{err}");
+    }
+
+    /// Training 3 + 3 steps with a save/load in between gives exactly the
+    /// parameters of 6 uninterrupted steps.
+    #[test]
+    fn pretrainer_resumes_exactly() {
+        let dev = Device::Cpu;
+        let data = crate::data::shapes(32, 0).unwrap();
+        for m in MethodName::ALL {
+            let cfg = tiny(m);
+            let mut straight = Pretrainer::new(cfg.clone(), (1, 28, 28), &dev).unwrap();
+            straight.train_for(6, &data).unwrap();
+            let mut first = Pretrainer::new(cfg, (1, 28, 28), &dev).unwrap();
+            first.train_for(3, &data).unwrap();
+            let dir = std::env::temp_dir().join(format!("sslab-resume-{m}-{}", std::process::id()));
+            first.save(&dir).unwrap();
+            let mut resumed = Pretrainer::load(&dir, &dev).unwrap();
+            std::fs::remove_dir_all(&dir).unwrap();
+            resumed.train_for(3, &data).unwrap();
+            assert_eq!(resumed.step(), 6);
+            // (the first three come back from JSON: equal to ~1e-15)
+            for (a, b) in resumed.history().loss.iter().zip(&straight.history().loss) {
+                assert!((a - b).abs() < 1e-12, "{m}: losses differ after resume: {a} vs {b}");
+            }
+            for ((n, a), (_, b)) in straight.params().named_vars().iter().zip(resumed.params().named_vars()) {
+                let d: f32 = (a.as_tensor() - b.as_tensor()).unwrap().abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
+                assert!(d < 1e-6, "{m}: parameter {n} differs after resume by {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_data_shape_and_bad_checkpoint_are_named() {
+        let dev = Device::Cpu;
+        let mut run = Pretrainer::new(tiny(MethodName::Rotation), (1, 32, 32), &dev).unwrap();
+        let data = crate::data::shapes(8, 0).unwrap();
+        let err = run.train_for(1, &data).unwrap_err().to_string();
+        assert!(err.contains("(1, 32, 32)") && err.contains("(1, 28, 28)"), "{err}");
+        let err = Pretrainer::load("/nonexistent/run", &dev).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("/nonexistent/run"), "{err}");
+        let mut cfg = tiny(MethodName::Rotation);
+        cfg.batch_size = 1;
+        let err = Pretrainer::new(cfg, (1, 28, 28), &dev).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("batch_size"), "{err}");
+    }
+}
