@@ -3,8 +3,10 @@
 //! Every number comes with its protocol: which split trained the classifier,
 //! how many labels, how many steps, which split measured the accuracy.
 
+mod finetune;
 mod label_efficiency;
 
+pub use finetune::{fit_classifier, ClassifierConfig, ClassifierResult};
 pub use label_efficiency::{label_efficiency, LabelEfficiency};
 
 use crate::data::ImageDataset;

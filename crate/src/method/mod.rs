@@ -164,10 +164,12 @@ pub trait Method {
         Ok(())
     }
 
-    /// Representations of `images` for evaluation (inference mode).
-    fn features(&self, images: &Tensor) -> Result<Tensor>;
+    /// The encoder's representation of `images`: `train = false` for
+    /// evaluation (frozen statistics), `true` while fine-tuning. Gradients
+    /// flow to the encoder's parameters (names starting with `enc.`).
+    fn encode(&self, images: &Tensor, train: bool) -> Result<Tensor>;
 
-    /// The width of [`Method::features`].
+    /// The width of [`Method::encode`].
     fn feature_dim(&self) -> usize;
 
     /// State to checkpoint besides the trainable parameters.
@@ -296,7 +298,7 @@ impl Pretrainer {
         let mut out = Vec::new();
         for start in (0..n).step_by(256) {
             let x = images.narrow(0, start, 256.min(n - start))?.to_device(&self.device)?;
-            out.push(self.method.features(&x)?.detach().to_device(&Device::Cpu)?);
+            out.push(self.method.encode(&x, false)?.detach().to_device(&Device::Cpu)?);
         }
         if out.is_empty() {
             candle_core::bail!("features: no images");

@@ -43,8 +43,8 @@ impl Method for Rotation {
         Ok(StepOutput { metric: accuracy(&logits, &y)?, loss: cross_entropy(&logits, &y)? })
     }
 
-    fn features(&self, images: &Tensor) -> Result<Tensor> {
-        self.encoder.forward_t(images, false)
+    fn encode(&self, images: &Tensor, train: bool) -> Result<Tensor> {
+        self.encoder.forward_t(images, train)
     }
 
     fn feature_dim(&self) -> usize {
