@@ -54,6 +54,8 @@ fn check_views(fname: &str, student: Option<&[Tensor]>, teacher: &[Tensor], cent
             ),
         }
     }
+    let views: Vec<&Tensor> = teacher.iter().chain(student.unwrap_or(&[])).chain([center]).collect();
+    super::check_float(fname, &views)?;
     if center.dims() != [1, d] && center.dims() != [d] {
         candle_core::bail!(
             "{fname} expects a center of shape (1, D) or (D,) with D = {d}, got {:?}",

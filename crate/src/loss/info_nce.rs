@@ -39,6 +39,7 @@ pub fn info_nce_logits(query: &Tensor, positive: &Tensor, negatives: &Tensor, te
              got {qd:?}, {pd:?} and {nd:?}"
         );
     }
+    super::check_float("info_nce", &[query, positive, negatives])?;
     if !(temperature.is_finite() && temperature > 0.0) {
         candle_core::bail!("info_nce: temperature must be positive and finite, got {temperature}");
     }

@@ -23,6 +23,7 @@ use super::{cross_entropy, l2_normalize};
 use candle_core::{DType, Result, Tensor, D};
 
 fn check(q: &Tensor, k: &Tensor, queue: &Tensor, temperature: f64) -> Result<()> {
+    super::check_float("moco", &[q, k, queue])?;
     let ok = matches!((q.dims(), k.dims(), queue.dims()), (&[b, d], &[b2, d2], &[n, d3])
         if b > 0 && d > 0 && n > 0 && b == b2 && d == d2 && d == d3);
     if !ok {

@@ -96,12 +96,22 @@ pub fn accuracy(logits: &Tensor, targets: &Tensor) -> Result<f64> {
 /// and `D > 0`; returns `(B, D)`. `what` names the function and its arguments
 /// for the message, e.g. `"nt_xent expects z1 and z2"`.
 pub(crate) fn check_pair(what: &str, a: &Tensor, b: &Tensor, min_batch: usize) -> Result<(usize, usize)> {
+    check_float(what, &[a, b])?;
     match (a.dims(), b.dims()) {
         (&[n, d], &[n2, d2]) if n == n2 && d == d2 && n >= min_batch && d > 0 => Ok((n, d)),
         (ad, bd) => candle_core::bail!(
             "{what} of the same shape (B, D) with B >= {min_batch} and D > 0, got {ad:?} and {bd:?}"
         ),
     }
+}
+
+/// Checks that every tensor has a floating-point dtype (Candle's unary ops
+/// such as `sqrt` and `exp` panic on integer tensors).
+pub(crate) fn check_float(what: &str, ts: &[&Tensor]) -> Result<()> {
+    if let Some(t) = ts.iter().find(|t| !t.dtype().is_float()) {
+        candle_core::bail!("{what}: expected floating-point tensors, got dtype {:?} for shape {:?}", t.dtype(), t.dims());
+    }
+    Ok(())
 }
 
 /// Checks that a temperature is positive and finite.
@@ -129,6 +139,20 @@ pub(crate) fn eye_like(n: usize, like: &Tensor) -> Result<Tensor> {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    #[test]
+    fn check_float_rejects_integer_tensors_without_panicking() {
+        let dev = Device::Cpu;
+        let z = Tensor::zeros((4, 3), candle_core::DType::U32, &dev).unwrap();
+        let e = nt_xent(&z, &z, 0.5).unwrap_err().to_string();
+        assert!(e.contains("nt_xent") && e.contains("U32") && e.contains("[4, 3]"), "{e}");
+        assert!(l2_normalize(&z).unwrap_err().to_string().contains("l2_normalize"));
+        assert!(vicreg_variance(&z, 1e-4).unwrap_err().to_string().contains("vicreg_variance"));
+        assert!(moco(&z, &z, &z, 0.2).unwrap_err().to_string().contains("moco"));
+        let v = vec![z.clone(), z.clone()];
+        assert!(dino(&v, &v, &z.narrow(0, 0, 1).unwrap(), 0.1, 0.04).unwrap_err().to_string().contains("dino"));
+        assert!(dino_update_center(&z.narrow(0, 0, 1).unwrap(), &v, 0.9).unwrap_err().to_string().contains("dino_update_center"));
+    }
 
     #[test]
     fn cross_entropy_matches_torch_and_checks_shapes() {

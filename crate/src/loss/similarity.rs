@@ -21,6 +21,7 @@ pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
 
 /// `x / max(‖x‖₂, eps)` along the last dimension.
 pub(crate) fn normalize_eps(x: &Tensor, eps: f64, fname: &str) -> Result<Tensor> {
+    super::check_float(fname, &[x])?;
     if x.rank() == 0 {
         candle_core::bail!("{fname} expects a tensor of rank >= 1 (..., D), got a scalar of shape {:?}", x.dims());
     }

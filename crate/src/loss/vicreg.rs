@@ -28,6 +28,7 @@ use candle_core::{Result, Tensor};
 const EPS: f64 = 1e-4;
 
 fn check_single(fname: &str, z: &Tensor) -> Result<(usize, usize)> {
+    super::check_float(fname, &[z])?;
     match z.dims() {
         &[b, d] if b >= 2 && d > 0 => Ok((b, d)),
         s => candle_core::bail!("{fname} expects z (B, D) with B >= 2 and D > 0, got {s:?}"),
