@@ -17,19 +17,18 @@
 //! `log(N + 1)`, and `I(q; k⁺) ≥ log(N + 1) − L` (the bound of [0], with
 //! `N + 1` candidates in total).
 
+use super::l2_normalize;
 use candle_core::{Result, Tensor, D};
-
-fn l2_normalize(x: &Tensor) -> Result<Tensor> {
-    // F.normalize(x, dim=-1, eps=1e-12): x / max(||x||, eps)
-    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-    x.broadcast_div(&norm)
-}
 
 /// The `(B, N + 1)` logits of InfoNCE: column 0 is the positive, columns
 /// `1..=N` the negatives, all divided by the temperature.
 ///
 /// # Shapes
 /// `query (B, D)`, `positive (B, D)`, `negatives (B, N, D)` → `(B, N + 1)`.
+///
+/// # Errors
+/// If the shapes do not match the above with `B, N, D > 0`, or the temperature
+/// is not positive and finite.
 pub fn info_nce_logits(query: &Tensor, positive: &Tensor, negatives: &Tensor, temperature: f64) -> Result<Tensor> {
     let (qd, pd, nd) = (query.dims(), positive.dims(), negatives.dims());
     let ok = matches!((qd, pd, nd), (&[b, d], &[b2, d2], &[b3, n, d3])
@@ -40,6 +39,7 @@ pub fn info_nce_logits(query: &Tensor, positive: &Tensor, negatives: &Tensor, te
              got {qd:?}, {pd:?} and {nd:?}"
         );
     }
+    super::check_float("info_nce", &[query, positive, negatives])?;
     if !(temperature.is_finite() && temperature > 0.0) {
         candle_core::bail!("info_nce: temperature must be positive and finite, got {temperature}");
     }
@@ -53,11 +53,18 @@ pub fn info_nce_logits(query: &Tensor, positive: &Tensor, negatives: &Tensor, te
 
 /// InfoNCE loss with the chapter's arguments: `(query, positive_key, negative_keys, temperature)`.
 ///
-/// Inputs are L2-normalised inside, as in the chapter's PyTorch code; see the
-/// [module docs](self) for the formula.
+/// Inputs are L2-normalised inside, as in the chapter's PyTorch code. With
+/// `sᵢ = q·kᵢ / τ` for the positive `k₀ = k⁺` and the negatives `k₁..k_N`,
+/// `L = −log(exp(s₀) / Σᵢ exp(sᵢ))`, averaged over the batch: the
+/// cross-entropy of [`info_nce_logits`] with target column 0 (van den Oord et
+/// al. 2018, arXiv:1807.03748, eq. 4).
 ///
 /// # Shapes
 /// `query (B, D)`, `positive (B, D)`, `negatives (B, N, D)` → scalar.
+///
+/// # Errors
+/// As [`info_nce_logits`]: shape mismatch, an empty dimension, or a
+/// temperature that is not positive and finite.
 ///
 /// # Example
 /// ```

@@ -1,0 +1,102 @@
+//! Row normalisation and cosine similarities shared by the losses.
+//!
+//! ```text
+//! normalize(x) = x / max(‖x‖₂, 1e-12)          (torch.nn.functional.normalize)
+//! S[i, j]      = normalize(a)ᵢ · normalize(b)ⱼ  (cosine similarity matrix)
+//! ```
+
+use candle_core::{Result, Tensor, D};
+
+/// L2-normalises `x` along its last dimension, as `torch.nn.functional.normalize(x, dim=-1)`:
+/// `x / max(‖x‖₂, 1e-12)`, so an all-zero row stays zero instead of becoming NaN.
+///
+/// # Shapes
+/// `x (..., D)` of rank ≥ 1 → same shape.
+///
+/// # Errors
+/// If `x` is a scalar (rank 0).
+pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
+    normalize_eps(x, 1e-12, "l2_normalize")
+}
+
+/// `x / max(‖x‖₂, eps)` along the last dimension.
+pub(crate) fn normalize_eps(x: &Tensor, eps: f64, fname: &str) -> Result<Tensor> {
+    super::check_float(fname, &[x])?;
+    if x.rank() == 0 {
+        candle_core::bail!("{fname} expects a tensor of rank >= 1 (..., D), got a scalar of shape {:?}", x.dims());
+    }
+    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(eps, f64::INFINITY)?;
+    x.broadcast_div(&norm)
+}
+
+/// Row-wise cosine similarity as `torch.nn.functional.cosine_similarity(a, b, dim=1)`:
+/// `a·b / (max(‖a‖, 1e-8) · max(‖b‖, 1e-8))`. Shapes are checked by the caller.
+///
+/// `(B, D), (B, D)` → `(B,)`.
+pub(crate) fn row_cosine(a: &Tensor, b: &Tensor, fname: &str) -> Result<Tensor> {
+    let a = normalize_eps(a, 1e-8, fname)?;
+    let b = normalize_eps(b, 1e-8, fname)?;
+    (a * b)?.sum(D::Minus1)
+}
+
+/// Cosine similarity of every row of `a` with every row of `b`:
+/// `S[i, j] = cos(aᵢ, bⱼ)`, rows normalised as in [`l2_normalize`].
+///
+/// # Shapes
+/// `a (N, D)`, `b (M, D)` → `(N, M)`.
+///
+/// # Errors
+/// If either input is not rank 2 or the feature dimensions differ.
+pub fn cosine_similarity_matrix(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    match (a.dims(), b.dims()) {
+        (&[_, d], &[_, d2]) if d == d2 => {}
+        (ad, bd) => candle_core::bail!(
+            "cosine_similarity_matrix expects a (N, D) and b (M, D) with the same D, got {ad:?} and {bd:?}"
+        ),
+    }
+    l2_normalize(a)?.matmul(&l2_normalize(b)?.t()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn l2_normalize_matches_torch_and_keeps_zero_rows() {
+        // F.normalize(torch.tensor([[3., 4.], [0., 0.], [1e-13, 0.]]), dim=-1)
+        // -> [[0.6, 0.8], [0., 0.], [0.1, 0.]]   (1e-13 / max(1e-13, 1e-12))
+        let x = Tensor::new(&[[3f32, 4.], [0., 0.], [1e-13, 0.]], &Device::Cpu).unwrap();
+        let y = l2_normalize(&x).unwrap().to_vec2::<f32>().unwrap();
+        let want = [[0.6f32, 0.8], [0., 0.], [0.1, 0.]];
+        for (r, w) in y.iter().zip(want) {
+            for (a, b) in r.iter().zip(w) {
+                assert!((a - b).abs() < 1e-6, "{y:?}");
+            }
+        }
+        // rank 3 works along the last dim
+        let z = l2_normalize(&Tensor::ones((2, 3, 4), DType::F32, &Device::Cpu).unwrap()).unwrap();
+        assert!((z.sum_all().unwrap().to_scalar::<f32>().unwrap() - 12.0).abs() < 1e-5);
+        let err = l2_normalize(&Tensor::new(1f32, &Device::Cpu).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("l2_normalize") && err.contains("[]"), "{err}");
+    }
+
+    #[test]
+    fn l2_normalize_cosine_similarity_matrix_values_and_errors() {
+        let dev = Device::Cpu;
+        let a = Tensor::new(&[[1f32, 0.], [1., 1.]], &dev).unwrap();
+        let b = Tensor::new(&[[2f32, 0.], [0., 3.], [-1., -1.]], &dev).unwrap();
+        let s = cosine_similarity_matrix(&a, &b).unwrap().to_vec2::<f32>().unwrap();
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        let want = [[1.0, 0.0, -h], [h, h, -1.0]];
+        for (r, w) in s.iter().zip(want) {
+            for (x, y) in r.iter().zip(w) {
+                assert!((x - y).abs() < 1e-6, "{s:?}");
+            }
+        }
+        let err = cosine_similarity_matrix(&a, &Tensor::zeros((3, 4), DType::F32, &dev).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cosine_similarity_matrix") && err.contains("[2, 2]") && err.contains("[3, 4]"), "{err}");
+    }
+}
