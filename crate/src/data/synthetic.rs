@@ -117,7 +117,12 @@ pub const SERIES_CLASSES: [&str; 4] = ["sine", "square", "sawtooth", "chirp"];
 ///
 /// Each series has a random phase φ ∈ [0, 2π), frequency f ∈ [2, 5) cycles
 /// per series, amplitude a ∈ [0.5, 1.5), offset ∈ [−0.5, 0.5) and Gaussian
-/// noise of standard deviation 0.1 (formulas in the [module docs](self)).
+/// noise of standard deviation 0.1:
+///
+/// ```text
+/// sine      a·sin(2π f t/T + φ)           square   a·sign(sin(2π f t/T + φ))
+/// sawtooth  a·(2·frac(f t/T + φ/2π) − 1)  chirp    a·sin(2π f (t/T)(1 + t/T) + φ)
+/// ```
 pub fn synthetic_series(n: usize, length: usize, seed: u64) -> Result<SeriesDataset> {
     if n == 0 || length < 8 {
         candle_core::bail!("synthetic_series: need n ≥ 1 series of length ≥ 8, got n = {n}, length = {length}");
