@@ -165,4 +165,72 @@ mod tests {
         assert!((px[1] - 10.0 / 255.0).abs() < 1e-6);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sslab-idx-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn write_split(dir: &Path, prefix: &str, n: usize, first_label: u8) {
+        let imgs: Vec<u8> = (0..n * 4).map(|i| i as u8).collect();
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), idx_bytes(&[n as u32, 2, 2], &imgs)).unwrap();
+        let labels: Vec<u8> = (0..n).map(|i| first_label + (i % 3) as u8).collect();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), idx_bytes(&[n as u32], &labels)).unwrap();
+    }
+
+    #[test]
+    fn idx_one_split_holds_out_its_last_20_percent() {
+        let dir = temp_dir("train-only");
+        write_split(&dir, "train", 10, 0);
+        let (train, test) = load_idx_dir(&dir).unwrap();
+        assert_eq!((train.len(), test.len()), (8, 2));
+        // the test split is the last two images, in file order (deterministic)
+        let px: Vec<f32> = test.images.flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(px[0], 32.0 / 255.0);
+        assert_eq!(test.labels, vec![2, 0]);
+        assert_eq!(train.name, format!("{} train", dir.file_name().unwrap().to_string_lossy()));
+        let again = load_idx_dir(&dir).unwrap().1;
+        assert_eq!(again.labels, test.labels);
+        // with both splits present, each file is one split
+        write_split(&dir, "t10k", 5, 1);
+        let (train, test) = load_idx_dir(&dir).unwrap();
+        assert_eq!((train.len(), test.len()), (10, 5));
+        assert_eq!(test.labels, vec![1, 2, 3, 1, 2]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn idx_truncated_or_mismatched_files_name_the_file() {
+        let dir = temp_dir("corrupt");
+        write_split(&dir, "t10k", 5, 0);
+        // a truncated body
+        let img = dir.join("t10k-images-idx3-ubyte");
+        let bytes = std::fs::read(&img).unwrap();
+        std::fs::write(&img, &bytes[..bytes.len() - 3]).unwrap();
+        let err = load_idx_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("t10k-images-idx3-ubyte") && err.contains("truncated"), "{err}");
+        // a truncated gzip stream
+        let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&bytes).unwrap();
+        let gz = gz.finish().unwrap();
+        std::fs::remove_file(&img).unwrap();
+        std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), &gz[..gz.len() / 2]).unwrap();
+        let err = load_idx_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("t10k-images-idx3-ubyte.gz"), "{err}");
+        // labels that do not match the images
+        std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), {
+            let mut e = GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&bytes).unwrap();
+            e.finish().unwrap()
+        })
+        .unwrap();
+        std::fs::write(dir.join("t10k-labels-idx1-ubyte"), idx_bytes(&[4], &[0, 1, 2, 3])).unwrap();
+        let err = load_idx_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("t10k-labels-idx1-ubyte") && err.contains("5 images"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        let err = load_idx_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("does not exist"), "{err}");
+    }
 }

@@ -1,22 +1,47 @@
-//! Data sets: embedded synthetic images and MNIST-format IDX files.
+//! Data sets: images, time series and text, real or generated in code.
 //!
 //! Real data is found through one variable, `SSLAB_DATA_DIR` (the Makefile
 //! sets it); without it, the `data/` folder of the checkout (where
 //! `make data` downloads to) is used. Nothing here downloads anything.
 //!
-//! A *data spec* string names a source: `shapes` (embedded, generated in
-//! code) or `idx:DIR` (MNIST-format files in `DIR`; a relative `DIR` is read
-//! under the data folder, e.g. `idx:mnist`).
+//! A *data spec* string ([`DataSpec`]) names a source everywhere:
+//!
+//! | spec | what | loader |
+//! |---|---|---|
+//! | `shapes` | embedded line-drawn glyphs (images) | [`load_images`], [`shapes`] |
+//! | `idx:DIR` | MNIST-format IDX files in `DIR` (images) | [`load_images`], [`load_idx_images`] |
+//! | `ucr:DIR/NAME` | `NAME_TRAIN.ts` and `NAME_TEST.ts` in `DIR/NAME` (series) | [`load_series`], [`load_ucr`] |
+//! | `text:FILE` | a UTF-8 text file | [`load_corpus`], [`load_text`] |
+//! | `synthetic-text` | sentences from a tiny topic grammar | [`load_corpus`], [`synthetic_text`] |
+//! | `synthetic-series` | sine / square / sawtooth / chirp waves | [`load_series`], [`synthetic_series`] |
+//!
+//! A relative `DIR` or `FILE` is read under the data folder unless it exists
+//! as given (see [`resolve`]), e.g. `idx:mnist`, `ucr:ucr/GunPoint`,
+//! `text:tinyshakespeare/input.txt`. Synthetic videos ([`synthetic_video`])
+//! have no spec: they are only generated in code.
 
 mod idx;
 mod shapes;
+mod synthetic;
+mod text;
+mod ucr;
 
 pub use idx::{load_idx_images, read_idx, Idx};
 pub use shapes::{shapes, SHAPE_CLASSES};
+pub use synthetic::{
+    synthetic_series, synthetic_text, synthetic_video, SERIES_CLASSES, SYNTHETIC_TEXT_TOPICS, VIDEO_CLASSES,
+};
+pub use text::{
+    load_text, split_sentences, TextCorpus, Tokenizer, TokenizerKind, CLS_ID, MASK_ID, PAD_ID, SEP_ID,
+    SPECIAL_TOKENS, UNK_ID,
+};
+pub use ucr::{load_ucr, parse_ts, read_ts, z_normalize_slice, SeriesDataset};
 
 use crate::rng::SeededRng;
 use candle_core::{DType, Device, IndexOp, Result, Tensor};
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 /// The environment variable that points at the data folder.
 pub const DATA_DIR_VAR: &str = "SSLAB_DATA_DIR";
@@ -196,17 +221,154 @@ impl ImageDataset {
     }
 }
 
+/// A parsed data spec string: which source to load (see the [module docs](self)).
+///
+/// ```
+/// use sslab::data::DataSpec;
+/// let spec: DataSpec = "ucr:ucr/GunPoint".parse()?;
+/// assert_eq!(spec, DataSpec::Ucr("ucr/GunPoint".into()));
+/// assert_eq!(spec.to_string(), "ucr:ucr/GunPoint");
+/// assert!("csv:x".parse::<DataSpec>().is_err());
+/// # Ok::<(), candle_core::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataSpec {
+    /// `shapes`: the embedded glyph images.
+    Shapes,
+    /// `idx:DIR`: MNIST-format IDX files in `DIR`.
+    Idx(String),
+    /// `ucr:DIR/NAME`: a UCR/UEA archive folder; its last component is the
+    /// problem name (`ucr/GunPoint` → `ucr/GunPoint/GunPoint_TRAIN.ts`).
+    Ucr(String),
+    /// `text:FILE`: a UTF-8 text file.
+    Text(String),
+    /// `synthetic-text`: sentences from the topic grammar of [`synthetic_text`].
+    SyntheticText,
+    /// `synthetic-series`: the waves of [`synthetic_series`].
+    SyntheticSeries,
+}
+
+/// The accepted spec forms, for error messages.
+const SPEC_FORMS: &str = "`shapes`, `idx:DIR`, `ucr:DIR/NAME`, `text:FILE`, `synthetic-text` or `synthetic-series`";
+
+impl DataSpec {
+    /// Parses a spec string; errors name the string and list the accepted forms.
+    pub fn parse(spec: &str) -> Result<Self> {
+        let s = spec.trim();
+        let parsed = match s.split_once(':') {
+            None => match s {
+                "shapes" => Some(Self::Shapes),
+                "synthetic-text" => Some(Self::SyntheticText),
+                "synthetic-series" => Some(Self::SyntheticSeries),
+                _ => None,
+            },
+            Some((kind, arg)) => {
+                let arg = arg.trim();
+                if arg.is_empty() && matches!(kind, "idx" | "ucr" | "text") {
+                    candle_core::bail!("data spec {spec:?} names no path after `{kind}:`; expected {SPEC_FORMS}");
+                }
+                match kind {
+                    "idx" => Some(Self::Idx(arg.to_string())),
+                    "ucr" => Some(Self::Ucr(arg.trim_end_matches('/').to_string())),
+                    "text" => Some(Self::Text(arg.to_string())),
+                    _ => None,
+                }
+            }
+        };
+        parsed.ok_or_else(|| candle_core::Error::Msg(format!("unknown data spec {spec:?}: expected {SPEC_FORMS}")))
+    }
+
+    /// `true` for sources of images (`shapes`, `idx:`).
+    pub fn is_images(&self) -> bool {
+        matches!(self, Self::Shapes | Self::Idx(_))
+    }
+
+    /// `true` for sources of time series (`ucr:`, `synthetic-series`).
+    pub fn is_series(&self) -> bool {
+        matches!(self, Self::Ucr(_) | Self::SyntheticSeries)
+    }
+
+    /// `true` for sources of text (`text:`, `synthetic-text`).
+    pub fn is_text(&self) -> bool {
+        matches!(self, Self::Text(_) | Self::SyntheticText)
+    }
+}
+
+impl FromStr for DataSpec {
+    type Err = candle_core::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Display for DataSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Shapes => write!(f, "shapes"),
+            Self::Idx(d) => write!(f, "idx:{d}"),
+            Self::Ucr(d) => write!(f, "ucr:{d}"),
+            Self::Text(p) => write!(f, "text:{p}"),
+            Self::SyntheticText => write!(f, "synthetic-text"),
+            Self::SyntheticSeries => write!(f, "synthetic-series"),
+        }
+    }
+}
+
+fn wrong_kind(spec: &DataSpec, what: &str, forms: &str) -> candle_core::Error {
+    candle_core::Error::Msg(format!("data spec `{spec}` is not a source of {what}: expected {forms}"))
+}
+
 /// Loads an image data set from a data spec: `shapes` (embedded; `n`
 /// images from `seed`) or `idx:DIR` (MNIST-format files; `n` is ignored).
 ///
 /// Returns `(train, test)`. IDX folders with both `train-*` and `t10k-*`
 /// files give those splits; a folder with only one split gives its first
-/// 80% as train and the last 20% as test.
+/// 80% as train and the last 20% as test. `shapes` is split the same way.
 pub fn load_images(spec: &str, n: usize, seed: u64) -> Result<(ImageDataset, ImageDataset)> {
-    match spec.split_once(':') {
-        None if spec == "shapes" => shapes(n, seed)?.split_last(0.2),
-        Some(("idx", dir)) => idx::load_idx_dir(&resolve(dir)?),
-        _ => candle_core::bail!("unknown data spec {spec:?}: expected `shapes` or `idx:DIR`"),
+    match DataSpec::parse(spec)? {
+        DataSpec::Shapes => shapes(n, seed)?.split_last(0.2),
+        DataSpec::Idx(dir) => idx::load_idx_dir(&resolve(&dir)?),
+        other => Err(wrong_kind(&other, "images", "`shapes` or `idx:DIR`")),
+    }
+}
+
+/// Loads a time-series data set from a data spec: `ucr:DIR/NAME` (the
+/// archive's TRAIN and TEST files; `n`, `length` and `seed` are ignored) or
+/// `synthetic-series` (`n` series of `length` steps from `seed`, the last
+/// 20% as test).
+///
+/// Returns `(train, test)`, not normalised (see [`SeriesDataset::z_normalize`]).
+pub fn load_series(spec: &str, n: usize, length: usize, seed: u64) -> Result<(SeriesDataset, SeriesDataset)> {
+    match DataSpec::parse(spec)? {
+        DataSpec::SyntheticSeries => synthetic_series(n, length, seed)?.split_last(0.2),
+        DataSpec::Ucr(path) => {
+            let dir = resolve(&path)?;
+            let name = dir.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+            if name.is_empty() {
+                candle_core::bail!("data spec `ucr:{path}` must end in the problem name, e.g. `ucr:ucr/GunPoint`");
+            }
+            load_ucr(&dir, &name)
+        }
+        other => Err(wrong_kind(&other, "time series", "`ucr:DIR/NAME` or `synthetic-series`")),
+    }
+}
+
+/// Loads a tokenized corpus from a data spec: `text:FILE` or
+/// `synthetic-text` (`n_sentences` sentences from `seed`; ignored for files),
+/// with a tokenizer of `kind` and at most `max_vocab` ids.
+pub fn load_corpus(
+    spec: &str,
+    kind: TokenizerKind,
+    max_vocab: usize,
+    n_sentences: usize,
+    seed: u64,
+) -> Result<TextCorpus> {
+    match DataSpec::parse(spec)? {
+        DataSpec::Text(path) => TextCorpus::load(&resolve(&path)?, kind, max_vocab),
+        DataSpec::SyntheticText => {
+            TextCorpus::new(&synthetic_text(n_sentences, seed)?, kind, max_vocab, "synthetic-text")
+        }
+        other => Err(wrong_kind(&other, "text", "`text:FILE` or `synthetic-text`")),
     }
 }
 
@@ -234,6 +396,57 @@ mod tests {
         assert!(d.select(&[6]).is_err());
         assert!(ImageDataset::new(d.images.clone(), vec![0, 5, 0, 0, 0, 0], d.class_names.clone(), "x").is_err());
         assert!(load_images("csv:foo", 10, 0).unwrap_err().to_string().contains("unknown data spec"));
+    }
+
+    #[test]
+    fn data_spec_parses_displays_and_names_bad_strings() {
+        let cases = [
+            ("shapes", DataSpec::Shapes),
+            ("idx:mnist", DataSpec::Idx("mnist".into())),
+            ("ucr:ucr/GunPoint/", DataSpec::Ucr("ucr/GunPoint".into())),
+            ("text:tinyshakespeare/input.txt", DataSpec::Text("tinyshakespeare/input.txt".into())),
+            ("synthetic-text", DataSpec::SyntheticText),
+            (" synthetic-series ", DataSpec::SyntheticSeries),
+        ];
+        for (s, want) in cases {
+            let got: DataSpec = s.parse().unwrap();
+            assert_eq!(got, want);
+            assert_eq!(DataSpec::parse(&got.to_string()).unwrap(), want);
+        }
+        for bad in ["csv:foo", "mnist", "idx:", "", "text: "] {
+            let err = DataSpec::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("{bad:?}")) && err.contains("ucr:DIR/NAME"), "{err}");
+        }
+        assert!(DataSpec::Shapes.is_images() && DataSpec::SyntheticSeries.is_series() && DataSpec::SyntheticText.is_text());
+        let err = load_images("synthetic-series", 8, 0).unwrap_err().to_string();
+        assert!(err.contains("`synthetic-series` is not a source of images"), "{err}");
+        assert!(load_series("shapes", 8, 32, 0).is_err() && load_corpus("shapes", TokenizerKind::Chars, 50, 1, 0).is_err());
+    }
+
+    #[test]
+    fn data_spec_loads_synthetic_series_and_text() {
+        let (tr, te) = load_series("synthetic-series", 20, 32, 0).unwrap();
+        assert_eq!((tr.len(), te.len()), (16, 4));
+        assert_eq!(tr.series_shape().unwrap(), (1, 32));
+        let c = load_corpus("synthetic-text", TokenizerKind::Words, 500, 30, 0).unwrap();
+        assert_eq!(c.sentences().len(), 30);
+        assert_eq!(c.name, "synthetic-text");
+    }
+
+    #[test]
+    fn data_spec_loads_real_files_when_present() {
+        let Ok(root) = data_dir() else { return };
+        if root.join("ucr/ItalyPowerDemand/ItalyPowerDemand_TRAIN.ts").is_file() {
+            let (tr, te) = load_series("ucr:ucr/ItalyPowerDemand", 0, 0, 0).unwrap();
+            assert_eq!((tr.len(), te.len()), (67, 1029));
+            assert_eq!(tr.series_shape().unwrap(), (1, 24));
+            assert_eq!(tr.name, "ItalyPowerDemand TRAIN");
+        }
+        if root.join("mnist/t10k-images-idx3-ubyte.gz").is_file() {
+            // only the t10k split exists: its last 20% is the test split
+            let (tr, te) = load_images("idx:mnist", 0, 0).unwrap();
+            assert_eq!((tr.len(), te.len()), (8000, 2000));
+        }
     }
 
     #[test]

@@ -4,9 +4,21 @@
 //! * [`rotation_batch`] — predict which of four rotations was applied (RotNet).
 //! * [`mask_patches`] — hide square patches of an image (the input of masked autoencoders).
 //! * [`mask_tokens`] — BERT's masking of words: the model must restore them.
+//! * [`mask_token_ids`], [`next_token_pairs`], [`nsp_pairs`], [`skipgram_pairs`], [`cbow_windows`] — text tasks on token ids (BERT, GPT, word2vec).
+//! * [`mask_time_steps`], [`order_verification`], [`cpc_windows`] — time-series tasks (TST, Shuffle and Learn, CPC).
+//! * [`frame_order`] — predict the order of shuffled video frames (Lee et al. 2017).
 
 mod masking;
 mod rotation;
+mod sequence;
+mod text;
+mod video;
 
 pub use masking::{mask_patches, mask_tokens, MaskedImages, MaskedText};
 pub use rotation::{flip, rotate90, rotation_batch};
+pub use sequence::{cpc_windows, mask_time_steps, order_verification, CpcWindows, OrderVerification};
+pub use text::{
+    cbow_windows, mask_token_ids, next_token_pairs, noise_distribution, nsp_input, nsp_pairs, skipgram_pairs,
+    MaskedIds, SkipGramPairs,
+};
+pub use video::{frame_order, frame_order_permutations, FrameOrder};
