@@ -127,7 +127,11 @@ fn check(
 
 /// The summed vote weights `w_c` of every test point for every class.
 ///
-/// See the [module docs](self) for the formula; `k` larger than `N` uses all
+/// ```text
+/// w_c = Σ_{i ∈ top-k cosine neighbours, yᵢ = c} exp(sᵢ / T)
+/// ```
+///
+/// `k` larger than `N` uses all
 /// `N` training points. The similarities are computed on the features'
 /// device in chunks of `cfg.batch` test rows; the top-k selection runs on the
 /// host. Non-finite features are an error.

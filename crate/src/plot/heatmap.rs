@@ -521,12 +521,12 @@ fn format_value(v: f32) -> String {
     }
 }
 
-/// Where a [CLS] token attends: the image, its attention over patches as a
+/// Where a \[CLS\] token attends: the image, its attention over patches as a
 /// heat map (viridis, min–max normalised), and the two blended, as a
 /// three-tile [`ImageGrid`] captioned "image", "attention", "overlay".
 ///
 /// `attn` holds one weight per patch in row-major patch order (drop the
-/// [CLS]-to-[CLS] entry first); each weight fills its `patch × patch` square.
+/// \[CLS\]-to-\[CLS\] entry first); each weight fills its `patch × patch` square.
 ///
 /// # Shapes
 /// `image (C, H, W)`, C = 1 or 3, values in [0, 1], `H` and `W` multiples of

@@ -9,7 +9,7 @@
 //! - [`LinePlot`], [`Timeline`]: SVG.
 //! - [`ScatterPlot`]: 2-D points coloured by class (SVG); [`pca_2d`] maps embeddings to 2-D.
 //! - [`Heatmap`]: similarity, cross-correlation and attention matrices (SVG or PNG);
-//!   [`attention_overlay`] draws a [CLS] token's attention on its image.
+//!   [`attention_overlay`] draws a \[CLS\] token's attention on its image.
 //! - [`ImageGrid`]: PNG tiles in HTML. [`Table`]: HTML and text.
 
 mod heatmap;

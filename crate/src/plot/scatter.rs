@@ -113,8 +113,10 @@ pub(crate) fn pca_2d_host(x: &Tensor) -> Result<(Vec<(f64, f64)>, [f64; 2])> {
     Ok((pts, [ratio(0), ratio(1)]))
 }
 
-/// Projects points onto their first two principal components (centred,
-/// deterministic signs; see the [module docs](self)).
+/// Projects points onto their first two principal components: each point
+/// maps to `((x − μ)·v₁, (x − μ)·v₂)`, with `μ` the mean and `v₁, v₂` the top
+/// two eigenvectors of the covariance, each flipped so that its
+/// largest-magnitude entry is positive (deterministic signs).
 ///
 /// With `D = 1` the second column is zero. The eigen-decomposition runs in
 /// f64 on the host on the smaller of the `D×D` and `N×N` Gram matrices, so
