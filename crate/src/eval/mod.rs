@@ -2,11 +2,24 @@
 //!
 //! Every number comes with its protocol: which split trained the classifier,
 //! how many labels, how many steps, which split measured the accuracy.
+//!
+//! - [`linear_probe`], [`label_efficiency`]: trained linear classifiers on frozen features.
+//! - [`fit_classifier`]: end-to-end training (supervised baseline, fine-tuning).
+//! - [`knn_accuracy`], [`knn_classify`]: the weighted k-NN classifier (InstDisc, DINO), no training.
+//! - [`collapse_report`], [`embedding_std`], [`effective_rank`], [`alignment`], [`uniformity`]:
+//!   collapse diagnostics of a batch of embeddings.
 
+mod collapse;
 mod finetune;
+mod knn;
 mod label_efficiency;
 
+pub use collapse::{
+    alignment, collapse_report, effective_rank, embedding_std, singular_values, symmetric_eigen, uniformity,
+    CollapseReport, MAX_EIGEN_DIM,
+};
 pub use finetune::{fit_classifier, ClassifierConfig, ClassifierResult};
+pub use knn::{knn_accuracy, knn_classify, knn_votes, KnnConfig, KnnProtocol, KnnResult};
 pub use label_efficiency::{label_efficiency, LabelEfficiency};
 
 use crate::data::ImageDataset;

@@ -5,13 +5,23 @@
 //! Line plots are SVG (crisp in handouts), image grids PNG inside HTML (with
 //! captions), tables HTML. Only one output per MIME type survives in a cell,
 //! so show one figure per cell.
+//!
+//! - [`LinePlot`], [`Timeline`]: SVG.
+//! - [`ScatterPlot`]: 2-D points coloured by class (SVG); [`pca_2d`] maps embeddings to 2-D.
+//! - [`Heatmap`]: similarity, cross-correlation and attention matrices (SVG or PNG);
+//!   [`attention_overlay`] draws a \[CLS\] token's attention on its image.
+//! - [`ImageGrid`]: PNG tiles in HTML. [`Table`]: HTML and text.
 
+mod heatmap;
 mod image;
 mod line;
+mod scatter;
 mod table;
 
+pub use heatmap::{attention_overlay, diverging_color, sequential_color, ColorMap, Heatmap};
 pub use image::ImageGrid;
 pub use line::{LinePlot, Timeline};
+pub use scatter::{pca_2d, ScatterPlot};
 pub use table::Table;
 
 /// Prints `content` as evcxr rich output of type `mime` (one per MIME type per cell survives).
