@@ -6,11 +6,29 @@
 //! [`candle_core::Module`], built by a constructor that takes a
 //! [`candle_nn::VarBuilder`].
 
+mod batch_norm;
+mod block;
 mod cnn;
+pub mod ops;
 mod params;
 
+pub use batch_norm::{batch_norm, BatchNorm, BN_EPS, BN_MOMENTUM};
+pub use block::{attention_bias, multi_head_attention, transformer_block, MultiHeadAttention, TransformerBlock, MASK_VALUE};
 pub use cnn::{small_cnn, CnnConfig, SmallCnn};
+pub use ops::{gelu, l2_normalize, layer_norm, log_softmax, softmax, LayerNorm};
 pub use params::Params;
+
+/// Whether a parameter name is a buffer (a batch-norm running statistic,
+/// `….running_mean` / `….running_var`) rather than a trainable parameter.
+pub fn is_buffer(name: &str) -> bool {
+    name.ends_with("running_mean") || name.ends_with("running_var")
+}
+
+/// Number of trainable scalar parameters in `params` (batch-norm running
+/// statistics excluded, as PyTorch's `sum(p.numel() for p in model.parameters())`).
+pub fn count_params(params: &Params) -> usize {
+    params.named_trainable_vars().iter().map(|(_, v)| v.elem_count()).sum()
+}
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;

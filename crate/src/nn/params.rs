@@ -59,6 +59,18 @@ impl Params {
         v
     }
 
+    /// The trainable variables with their names, sorted by name: [`named_vars`](Self::named_vars)
+    /// without the batch-norm running statistics ([`is_buffer`](super::is_buffer)).
+    /// Pass these to an optimiser with weight decay.
+    pub fn named_trainable_vars(&self) -> Vec<(String, Var)> {
+        self.named_vars().into_iter().filter(|(n, _)| !super::is_buffer(n)).collect()
+    }
+
+    /// The trainable variables, sorted by name (no batch-norm running statistics).
+    pub fn trainable_vars(&self) -> Vec<Var> {
+        self.named_trainable_vars().into_iter().map(|(_, v)| v).collect()
+    }
+
     /// Total number of scalar parameters.
     pub fn num_elements(&self) -> usize {
         self.named_vars().iter().map(|(_, v)| v.elem_count()).sum()
