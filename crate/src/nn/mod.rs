@@ -11,12 +11,18 @@ mod block;
 mod cnn;
 pub mod ops;
 mod params;
+mod transformer;
+mod vit;
 
 pub use batch_norm::{batch_norm, BatchNorm, BN_EPS, BN_MOMENTUM};
 pub use block::{attention_bias, multi_head_attention, transformer_block, MultiHeadAttention, TransformerBlock, MASK_VALUE};
 pub use cnn::{small_cnn, CnnConfig, SmallCnn};
 pub use ops::{gelu, l2_normalize, layer_norm, log_softmax, softmax, LayerNorm};
 pub use params::Params;
+pub use transformer::{text_encoder, LmHead, Pooling, TextEncoder, TextEncoderConfig};
+pub use vit::{
+    mae_decoder, masked_patches, patchify, random_keep, unpatchify, vit, MaeDecoder, MaeDecoderConfig, Vit, VitConfig,
+};
 
 /// Whether a parameter name is a buffer (a batch-norm running statistic,
 /// `….running_mean` / `….running_var`) rather than a trainable parameter.
