@@ -9,8 +9,13 @@
 mod batch_norm;
 mod block;
 mod cnn;
+mod ema;
+mod heads;
 pub mod ops;
 mod params;
+mod queue;
+mod resnet;
+mod seq;
 mod transformer;
 mod vit;
 
@@ -18,7 +23,16 @@ pub use batch_norm::{batch_norm, BatchNorm, BN_EPS, BN_MOMENTUM};
 pub use block::{attention_bias, multi_head_attention, transformer_block, MultiHeadAttention, TransformerBlock, MASK_VALUE};
 pub use cnn::{small_cnn, CnnConfig, SmallCnn};
 pub use ops::{gelu, l2_normalize, layer_norm, log_softmax, softmax, LayerNorm};
+pub use ema::{cosine_momentum, EmaTeacher};
+pub use heads::{
+    barlow_twins_projection_head, byol_prediction_head, byol_projection_head, dino_head, moco_projection_head,
+    projection_head, simclr_projection_head, simsiam_prediction_head, simsiam_projection_head, vicreg_projection_head,
+    Activation, DinoHead, ProjectionHead, ProjectionLayer,
+};
 pub use params::Params;
+pub use queue::MocoQueue;
+pub use resnet::{resnet, BasicBlock, ResNet, ResNetConfig};
+pub use seq::{conv1d_encoder, seq_transformer, Conv1dEncoder, Conv1dEncoderConfig, SeqTransformer, SeqTransformerConfig};
 pub use transformer::{text_encoder, LmHead, Pooling, TextEncoder, TextEncoderConfig};
 pub use vit::{
     mae_decoder, masked_patches, patchify, random_keep, unpatchify, vit, MaeDecoder, MaeDecoderConfig, Vit, VitConfig,
