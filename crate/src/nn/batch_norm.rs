@@ -1,6 +1,6 @@
 //! Batch normalisation with a train/eval switch.
 //!
-//! [0] S. Ioffe, C. Szegedy, "Batch Normalization: Accelerating Deep Network
+//! \[0\] S. Ioffe, C. Szegedy, "Batch Normalization: Accelerating Deep Network
 //!     Training by Reducing Internal Covariate Shift", 2015, arXiv:1502.03167, Alg. 1.
 //!
 //! ```text

@@ -2,8 +2,8 @@
 //! [`Vit`](super::Vit), [`TextEncoder`](super::TextEncoder) and
 //! [`SeqTransformer`](super::SeqTransformer).
 //!
-//! [0] A. Vaswani et al., "Attention Is All You Need", 2017, arXiv:1706.03762, eq. (1).
-//! [1] R. Xiong et al., "On Layer Normalization in the Transformer Architecture", 2020,
+//! \[0\] A. Vaswani et al., "Attention Is All You Need", 2017, arXiv:1706.03762, eq. (1).
+//! \[1\] R. Xiong et al., "On Layer Normalization in the Transformer Architecture", 2020,
 //!     arXiv:2002.04745 (the pre-norm block).
 //!
 //! ```text

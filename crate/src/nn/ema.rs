@@ -1,8 +1,8 @@
 //! A momentum (exponential-moving-average) teacher, as in MoCo, BYOL and DINO.
 //!
-//! [0] K. He, H. Fan, Y. Wu, S. Xie, R. Girshick, "Momentum Contrast for
+//! \[0\] K. He, H. Fan, Y. Wu, S. Xie, R. Girshick, "Momentum Contrast for
 //!     Unsupervised Visual Representation Learning", 2019, arXiv:1911.05722, eq. (2).
-//! [1] J.-B. Grill et al., "Bootstrap Your Own Latent", 2020, arXiv:2006.07733,
+//! \[1\] J.-B. Grill et al., "Bootstrap Your Own Latent", 2020, arXiv:2006.07733,
 //!     §3.1 and §3.2 (the cosine schedule of τ).
 //!
 //! ```text

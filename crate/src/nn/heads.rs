@@ -1,18 +1,18 @@
 //! Projection and prediction heads, named after their papers, all built on one
 //! generic [`ProjectionHead`] (lightly's design).
 //!
-//! [0] T. Chen, S. Kornblith, M. Norouzi, G. Hinton, "A Simple Framework for
+//! \[0\] T. Chen, S. Kornblith, M. Norouzi, G. Hinton, "A Simple Framework for
 //!     Contrastive Learning of Visual Representations" (SimCLR), 2020, arXiv:2002.05709.
-//! [1] J.-B. Grill et al., "Bootstrap Your Own Latent" (BYOL), 2020, arXiv:2006.07733.
-//! [2] X. Chen, K. He, "Exploring Simple Siamese Representation Learning" (SimSiam), 2020,
+//! \[1\] J.-B. Grill et al., "Bootstrap Your Own Latent" (BYOL), 2020, arXiv:2006.07733.
+//! \[2\] X. Chen, K. He, "Exploring Simple Siamese Representation Learning" (SimSiam), 2020,
 //!     arXiv:2011.10566.
-//! [3] J. Zbontar, L. Jing, I. Misra, Y. LeCun, S. Deny, "Barlow Twins", 2021, arXiv:2103.03230.
-//! [4] A. Bardes, J. Ponce, Y. LeCun, "VICReg", 2021, arXiv:2105.04906.
-//! [5] X. Chen, H. Fan, R. Girshick, K. He, "Improved Baselines with Momentum
+//! \[3\] J. Zbontar, L. Jing, I. Misra, Y. LeCun, S. Deny, "Barlow Twins", 2021, arXiv:2103.03230.
+//! \[4\] A. Bardes, J. Ponce, Y. LeCun, "VICReg", 2021, arXiv:2105.04906.
+//! \[5\] X. Chen, H. Fan, R. Girshick, K. He, "Improved Baselines with Momentum
 //!     Contrastive Learning" (MoCo v2), 2020, arXiv:2003.04297.
-//! [6] M. Caron et al., "Emerging Properties in Self-Supervised Vision
+//! \[6\] M. Caron et al., "Emerging Properties in Self-Supervised Vision
 //!     Transformers" (DINO), 2021, arXiv:2104.14294.
-//! [7] lightly 1.6, `lightly/models/modules/heads.py` (the layer lists below).
+//! \[7\] lightly 1.6, `lightly/models/modules/heads.py` (the layer lists below).
 //!
 //! ```text
 //! ProjectionHead: for each layer (in, out, bn, act):  x ← act(BN?(W x (+ b if no BN)))
@@ -147,17 +147,17 @@ pub fn simclr_projection_head(in_dim: usize, hidden: usize, out: usize, vb: VarB
     projection_head(&[ProjectionLayer::new(in_dim, hidden, true, true), ProjectionLayer::new(hidden, out, true, false)], vb)
 }
 
-/// BYOL projection head [1]: Linear–BN–ReLU–Linear (paper: 4096 hidden, 256 out).
+/// BYOL projection head \[1\]: Linear–BN–ReLU–Linear (paper: 4096 hidden, 256 out).
 pub fn byol_projection_head(in_dim: usize, hidden: usize, out: usize, vb: VarBuilder) -> Result<ProjectionHead> {
     projection_head(&[ProjectionLayer::new(in_dim, hidden, true, true), ProjectionLayer::new(hidden, out, false, false)], vb)
 }
 
-/// BYOL prediction head [1]: the same shape as the projection head (paper: 256 → 4096 → 256).
+/// BYOL prediction head \[1\]: the same shape as the projection head (paper: 256 → 4096 → 256).
 pub fn byol_prediction_head(in_dim: usize, hidden: usize, out: usize, vb: VarBuilder) -> Result<ProjectionHead> {
     byol_projection_head(in_dim, hidden, out, vb)
 }
 
-/// SimSiam projection head [2]: 3 layers, BN on every output, the last BN without affine.
+/// SimSiam projection head \[2\]: 3 layers, BN on every output, the last BN without affine.
 pub fn simsiam_projection_head(in_dim: usize, hidden: usize, out: usize, vb: VarBuilder) -> Result<ProjectionHead> {
     let mut last = ProjectionLayer::new(hidden, out, true, false);
     last.affine = false;
@@ -167,12 +167,12 @@ pub fn simsiam_projection_head(in_dim: usize, hidden: usize, out: usize, vb: Var
     )
 }
 
-/// SimSiam prediction head [2]: Linear–BN–ReLU–Linear (bottleneck: paper 2048 → 512 → 2048).
+/// SimSiam prediction head \[2\]: Linear–BN–ReLU–Linear (bottleneck: paper 2048 → 512 → 2048).
 pub fn simsiam_prediction_head(in_dim: usize, hidden: usize, out: usize, vb: VarBuilder) -> Result<ProjectionHead> {
     byol_projection_head(in_dim, hidden, out, vb)
 }
 
-/// Barlow Twins projector [3]: (Linear–BN–ReLU) × 2, Linear.
+/// Barlow Twins projector \[3\]: (Linear–BN–ReLU) × 2, Linear.
 pub fn barlow_twins_projection_head(in_dim: usize, hidden: usize, out: usize, vb: VarBuilder) -> Result<ProjectionHead> {
     projection_head(
         &[
@@ -184,17 +184,17 @@ pub fn barlow_twins_projection_head(in_dim: usize, hidden: usize, out: usize, vb
     )
 }
 
-/// VICReg expander [4]: the same architecture as Barlow Twins' projector.
+/// VICReg expander \[4\]: the same architecture as Barlow Twins' projector.
 pub fn vicreg_projection_head(in_dim: usize, hidden: usize, out: usize, vb: VarBuilder) -> Result<ProjectionHead> {
     barlow_twins_projection_head(in_dim, hidden, out, vb)
 }
 
-/// MoCo v2 projection head [5]: Linear–ReLU–Linear, no batch norm.
+/// MoCo v2 projection head \[5\]: Linear–ReLU–Linear, no batch norm.
 pub fn moco_projection_head(in_dim: usize, hidden: usize, out: usize, vb: VarBuilder) -> Result<ProjectionHead> {
     projection_head(&[ProjectionLayer::new(in_dim, hidden, false, true), ProjectionLayer::new(hidden, out, false, false)], vb)
 }
 
-/// DINO head [6]: a GELU MLP to a bottleneck, L2 normalisation, and a
+/// DINO head \[6\]: a GELU MLP to a bottleneck, L2 normalisation, and a
 /// weight-normalised linear layer without bias whose norm is fixed to 1
 /// (lightly's `norm_last_layer=True`): only the direction `V` (`last_layer.weight_v`) is learnt.
 pub struct DinoHead {

@@ -3,21 +3,42 @@
 //! Parameters live in a [`Params`] store that initialises every tensor from
 //! the run's seed (Candle's own initialisers are not reproducible on the CPU).
 //! Layers follow Candle's style: a plain struct implementing
-//! [`candle_core::Module`], built by a constructor that takes a
-//! [`candle_nn::VarBuilder`].
+//! [`candle_core::Module`] (or [`candle_core::ModuleT`] when it has batch
+//! norm, so train and eval modes are explicit), built from a
+//! [`candle_nn::VarBuilder`] by an `XConfig::init(vb)` or a free constructor.
+//! Everything is re-exported here; each file holds one concept:
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`params`] | [`Params`], the seeded parameter store; [`count_params`], [`is_buffer`] |
+//! | [`ops`] | differentiable [`softmax`], [`layer_norm`] / [`LayerNorm`], [`gelu`], [`l2_normalize`] (Candle's fused ones have no backward) |
+//! | [`batch_norm`](mod@batch_norm) | [`BatchNorm`] with train/eval modes and live running statistics |
+//! | [`block`] | [`MultiHeadAttention`] (causal / padding masks), pre-norm [`TransformerBlock`] |
+//! | [`cnn`] | [`SmallCnn`], the chapter's small image encoder |
+//! | [`resnet`](mod@resnet) | a CIFAR-style [`ResNet`] of [`BasicBlock`]s |
+//! | [`vit`](mod@vit) | a tiny [`Vit`] (attention maps, MAE visible path) and the [`MaeDecoder`] |
+//! | [`transformer`] | the text [`TextEncoder`] and its [`LmHead`] |
+//! | [`seq`] | time-series encoders [`Conv1dEncoder`] and [`SeqTransformer`] |
+//! | [`heads`] | [`ProjectionHead`] and the SimCLR, BYOL, SimSiam, Barlow Twins, VICReg, MoCo, DINO heads |
+//! | [`ema`] | [`EmaTeacher`], the gradient-free momentum teacher, and [`cosine_momentum`] |
+//! | [`queue`] | [`MocoQueue`], MoCo's FIFO dictionary of detached keys |
+//!
+//! Plus the [`Linear`] layer and [`linear`] constructor defined here.
 
-mod batch_norm;
-mod block;
-mod cnn;
-mod ema;
-mod heads;
+pub mod batch_norm;
+pub mod block;
+pub mod cnn;
+pub mod ema;
+#[cfg(test)]
+mod grad_flow;
+pub mod heads;
 pub mod ops;
-mod params;
-mod queue;
-mod resnet;
-mod seq;
-mod transformer;
-mod vit;
+pub mod params;
+pub mod queue;
+pub mod resnet;
+pub mod seq;
+pub mod transformer;
+pub mod vit;
 
 pub use batch_norm::{batch_norm, BatchNorm, BN_EPS, BN_MOMENTUM};
 pub use block::{attention_bias, multi_head_attention, transformer_block, MultiHeadAttention, TransformerBlock, MASK_VALUE};

@@ -1,7 +1,7 @@
 //! Softmax, layer normalisation and GELU composed from differentiable Candle ops.
 //!
-//! [0] J. L. Ba, J. R. Kiros, G. E. Hinton, "Layer Normalization", 2016, arXiv:1607.06450.
-//! [1] D. Hendrycks, K. Gimpel, "Gaussian Error Linear Units (GELUs)", 2016, arXiv:1606.08415.
+//! \[0\] J. L. Ba, J. R. Kiros, G. E. Hinton, "Layer Normalization", 2016, arXiv:1607.06450.
+//! \[1\] D. Hendrycks, K. Gimpel, "Gaussian Error Linear Units (GELUs)", 2016, arXiv:1606.08415.
 //!
 //! ```text
 //! softmax(x)ᵢ   = exp(xᵢ − max x) / Σⱼ exp(xⱼ − max x)

@@ -1,6 +1,6 @@
 //! The MoCo dictionary: a FIFO queue of encoded keys used as negatives.
 //!
-//! [0] K. He, H. Fan, Y. Wu, S. Xie, R. Girshick, "Momentum Contrast for
+//! \[0\] K. He, H. Fan, Y. Wu, S. Xie, R. Girshick, "Momentum Contrast for
 //!     Unsupervised Visual Representation Learning", 2019, arXiv:1911.05722,
 //!     Algorithm 1; code <https://github.com/facebookresearch/moco> (`_dequeue_and_enqueue`).
 //!
@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Keys are detached on the way in, so a loss on the queue never sends
-//! gradient back to the key encoder that produced them. Unlike [0], which
+//! gradient back to the key encoder that produced them. Unlike \[0\], which
 //! requires `K` to be a multiple of the batch size, a batch that crosses the
 //! end wraps around to the start.
 

@@ -1,6 +1,6 @@
 //! A small CIFAR-style ResNet encoder.
 //!
-//! [0] K. He, X. Zhang, S. Ren, J. Sun, "Deep Residual Learning for Image
+//! \[0\] K. He, X. Zhang, S. Ren, J. Sun, "Deep Residual Learning for Image
 //!     Recognition", 2015, arXiv:1512.03385, §4.2 (the CIFAR-10 networks).
 //!
 //! ```text
@@ -13,7 +13,7 @@
 //!
 //! Convolutions have no bias (batch norm follows) and Kaiming-normal
 //! (fan-out, ReLU) weights, as torchvision's ResNet. The batch norm is
-//! [`BatchNorm`](super::BatchNorm): use [`ModuleT::forward_t`] with
+//! [`BatchNorm`]: use [`ModuleT::forward_t`] with
 //! `train = true` while training.
 
 use super::batch_norm::{batch_norm, BatchNorm};
@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 pub struct ResNetConfig {
     /// Channels of the input images.
     pub in_channels: usize,
-    /// Channels of each stage (the stem has `widths[0]`).
+    /// Channels of each stage (the stem has `widths\[0\]`).
     pub widths: Vec<usize>,
     /// BasicBlocks per stage (same length as `widths`).
     pub blocks: Vec<usize>,
@@ -53,7 +53,7 @@ fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, vb: VarBuilder) -> R
     Ok(Conv2d::new(w, None, Conv2dConfig { padding: k / 2, stride, ..Default::default() }))
 }
 
-/// The residual block of [0]: two 3×3 convolutions with batch norm.
+/// The residual block of \[0\]: two 3×3 convolutions with batch norm.
 pub struct BasicBlock {
     conv1: Conv2d,
     bn1: BatchNorm,

@@ -1,9 +1,9 @@
 //! Encoders for multichannel time series `(B, C, T) → (B, D)`.
 //!
-//! [0] Z. Wang, W. Yan, T. Oates, "Time Series Classification from Scratch with
+//! \[0\] Z. Wang, W. Yan, T. Oates, "Time Series Classification from Scratch with
 //!     Deep Neural Networks: A Strong Baseline", 2016, arXiv:1611.06455 (the FCN:
 //!     conv1d + batch norm + ReLU blocks, global average pooling).
-//! [1] G. Zerveas et al., "A Transformer-based Framework for Multivariate Time
+//! \[1\] G. Zerveas et al., "A Transformer-based Framework for Multivariate Time
 //!     Series Representation Learning", 2020, arXiv:2010.02803 (a linear
 //!     projection of each time step + a transformer encoder).
 //!

@@ -1,11 +1,11 @@
 //! A tiny text transformer encoder and its language-model head.
 //!
-//! [0] A. Vaswani et al., "Attention Is All You Need", 2017, arXiv:1706.03762.
-//! [1] J. Devlin, M.-W. Chang, K. Lee, K. Toutanova, "BERT: Pre-training of Deep
+//! \[0\] A. Vaswani et al., "Attention Is All You Need", 2017, arXiv:1706.03762.
+//! \[1\] J. Devlin, M.-W. Chang, K. Lee, K. Toutanova, "BERT: Pre-training of Deep
 //!     Bidirectional Transformers for Language Understanding", 2018, arXiv:1810.04805
-//!     (masked LM, [CLS] pooling).
-//! [2] A. Radford et al., "Improving Language Understanding by Generative
-//!     Pre-Training", 2018 (causal LM, tied input/output embeddings as in [0] §3.4).
+//!     (masked LM, \[CLS\] pooling).
+//! \[2\] A. Radford et al., "Improving Language Understanding by Generative
+//!     Pre-Training", 2018 (causal LM, tied input/output embeddings as in \[0\] §3.4).
 //!
 //! ```text
 //! h₀ = E_tok[ids] + E_pos[0..L]
@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 pub enum Pooling {
     /// Mean over the non-padding tokens.
     Mean,
-    /// The state of the first token (a [CLS] token the caller puts at position 0).
+    /// The state of the first token (a \[CLS\] token the caller puts at position 0).
     Cls,
 }
 

@@ -1,8 +1,8 @@
 //! A tiny Vision Transformer and the decoder of a masked autoencoder (MAE).
 //!
-//! [0] A. Dosovitskiy et al., "An Image is Worth 16x16 Words: Transformers for
+//! \[0\] A. Dosovitskiy et al., "An Image is Worth 16x16 Words: Transformers for
 //!     Image Recognition at Scale", 2020, arXiv:2010.11929, eq. (1)–(4).
-//! [1] K. He, X. Chen, S. Xie, Y. Li, P. Dollár, R. Girshick, "Masked
+//! \[1\] K. He, X. Chen, S. Xie, Y. Li, P. Dollár, R. Girshick, "Masked
 //!     Autoencoders Are Scalable Vision Learners", 2021, arXiv:2111.06377;
 //!     code <https://github.com/facebookresearch/mae> (`models_mae.py`).
 //!
@@ -18,7 +18,7 @@
 //! patch order, adds its own position embeddings and predicts each patch's
 //! pixels. The loss (MSE on the masked patches) lives in `loss`.
 //!
-//! Patch layout follows [1]: `patchify` turns `(B, C, H, W)` into
+//! Patch layout follows \[1\]: `patchify` turns `(B, C, H, W)` into
 //! `(B, N, p·p·C)` with patches in row-major order and the pixels of a patch
 //! ordered `(row, column, channel)`.
 
@@ -89,7 +89,7 @@ pub struct VitConfig {
     pub heads: usize,
     /// MLP hidden width as a multiple of `dim`.
     pub mlp_ratio: f64,
-    /// Prepend a learnable [CLS] token and pool with it (otherwise: mean of the patch tokens).
+    /// Prepend a learnable \[CLS\] token and pool with it (otherwise: mean of the patch tokens).
     pub cls_token: bool,
 }
 
@@ -118,7 +118,7 @@ impl VitConfig {
 }
 
 /// A Vision Transformer: linear patch embedding, learnable position embedding,
-/// optional [CLS] token, pre-norm blocks, final layer norm.
+/// optional \[CLS\] token, pre-norm blocks, final layer norm.
 pub struct Vit {
     cfg: VitConfig,
     patch_embed: Linear,
@@ -173,7 +173,7 @@ impl Vit {
         self.cfg.num_patches()
     }
 
-    /// Patch embeddings plus their position embeddings (no [CLS]).
+    /// Patch embeddings plus their position embeddings (no \[CLS\]).
     ///
     /// # Shapes
     /// `(B, C, H, W)` → `(B, N, D)`.
@@ -214,7 +214,7 @@ impl Vit {
         }
     }
 
-    /// All output tokens after the final layer norm ([CLS] first when configured).
+    /// All output tokens after the final layer norm (\[CLS\] first when configured).
     ///
     /// # Shapes
     /// `(B, C, H, W)` → `(B, N + cls, D)`.
@@ -234,7 +234,7 @@ impl Vit {
 
     /// The MAE encoder path: embeds all patches, adds position embeddings, keeps
     /// only the patches listed in `keep` (per sample, any order, distinct), prepends
-    /// [CLS] and runs the blocks. The output tokens follow the order of `keep`.
+    /// \[CLS\] and runs the blocks. The output tokens follow the order of `keep`.
     ///
     /// # Shapes
     /// `x (B, C, H, W)`, `keep (B, K)` (u32 patch indices) → `(B, K + cls, D)`.
@@ -248,7 +248,7 @@ impl Vit {
         Ok(self.run_blocks(&self.with_cls(&t)?)?.0)
     }
 
-    /// Pools output tokens into one vector per image: the [CLS] token, or the mean
+    /// Pools output tokens into one vector per image: the \[CLS\] token, or the mean
     /// of the patch tokens when there is none.
     ///
     /// # Shapes
@@ -263,7 +263,7 @@ impl Vit {
 }
 
 impl Module for Vit {
-    /// The pooled representation ([CLS] token or mean of the patch tokens).
+    /// The pooled representation (\[CLS\] token or mean of the patch tokens).
     ///
     /// # Shapes
     /// `(B, C, H, W)` → `(B, D)`.
@@ -341,7 +341,7 @@ pub struct MaeDecoderConfig {
     pub num_patches: usize,
     /// Pixels per patch, `p·p·C` (the prediction size).
     pub patch_dim: usize,
-    /// Whether the encoder output starts with a [CLS] token (dropped before predicting).
+    /// Whether the encoder output starts with a \[CLS\] token (dropped before predicting).
     pub cls_token: bool,
 }
 
