@@ -227,6 +227,27 @@ mod tests {
         assert!((rm[0] - 0.2).abs() < 1e-6 && (rm[1] - 0.4).abs() < 1e-6, "{rm:?}");
     }
 
+    /// The module doctest, run with the unit tests.
+    #[test]
+    fn ema_doc_example_small_cnn_teacher_built_once() {
+        let dev = Device::Cpu;
+        let student = Params::new(0);
+        let enc = CnnConfig::default().init(student.builder(&dev).pp("enc")).unwrap();
+        let mut teacher = EmaTeacher::new(&student).unwrap();
+        let enc_t = CnnConfig::default().init(teacher.builder(&dev).pp("enc")).unwrap();
+        let x = Tensor::ones((1, 1, 8, 8), DType::F32, &dev).unwrap();
+        let before = enc_t.forward(&x).unwrap();
+        for (_, v) in student.named_vars() {
+            v.set(&(v.as_tensor() * 2.0).unwrap()).unwrap();
+        }
+        teacher.ema_update(&student, 0.0).unwrap();
+        let after = enc_t.forward(&x).unwrap();
+        let diff = (enc.forward(&x).unwrap() - &after).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+        let moved = (after - before).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(moved.to_scalar::<f32>().unwrap() > 1e-4);
+    }
+
     #[test]
     fn ema_cosine_momentum_schedule() {
         assert!((cosine_momentum(0, 100, 0.996) - 0.996).abs() < 1e-12);

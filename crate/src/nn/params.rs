@@ -71,7 +71,8 @@ impl Params {
         self.named_trainable_vars().into_iter().map(|(_, v)| v).collect()
     }
 
-    /// Total number of scalar parameters.
+    /// Total number of scalars in the store, batch-norm running statistics included
+    /// (see [`count_params`](super::count_params) for trainable parameters only).
     pub fn num_elements(&self) -> usize {
         self.named_vars().iter().map(|(_, v)| v.elem_count()).sum()
     }
