@@ -3,16 +3,76 @@
 //! Parameters live in a [`Params`] store that initialises every tensor from
 //! the run's seed (Candle's own initialisers are not reproducible on the CPU).
 //! Layers follow Candle's style: a plain struct implementing
-//! [`candle_core::Module`], built by a constructor that takes a
-//! [`candle_nn::VarBuilder`].
+//! [`candle_core::Module`] (or [`candle_core::ModuleT`] when it has batch
+//! norm, so train and eval modes are explicit), built from a
+//! [`candle_nn::VarBuilder`] by an `XConfig::init(vb)` or a free constructor.
+//! Everything is re-exported here; each file holds one concept:
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`params`] | [`Params`], the seeded parameter store; [`count_params`], [`is_buffer`] |
+//! | [`ops`] | differentiable [`softmax`], [`layer_norm`] / [`LayerNorm`], [`gelu`], [`l2_normalize`] (Candle's fused ones have no backward) |
+//! | [`batch_norm`](mod@batch_norm) | [`BatchNorm`] with train/eval modes and live running statistics |
+//! | [`block`] | [`MultiHeadAttention`] (causal / padding masks), pre-norm [`TransformerBlock`] |
+//! | [`cnn`] | [`SmallCnn`], the chapter's small image encoder |
+//! | [`im2col`] | [`conv2d`] as im2col + matrix product, with a fast CPU backward |
+//! | [`resnet`](mod@resnet) | a CIFAR-style [`ResNet`] of [`BasicBlock`]s |
+//! | [`vit`](mod@vit) | a tiny [`Vit`] (attention maps, MAE visible path) and the [`MaeDecoder`] |
+//! | [`transformer`] | the text [`TextEncoder`] and its [`LmHead`] |
+//! | [`seq`] | time-series encoders [`Conv1dEncoder`] and [`SeqTransformer`] |
+//! | [`heads`] | [`ProjectionHead`] and the SimCLR, BYOL, SimSiam, Barlow Twins, VICReg, MoCo, DINO heads |
+//! | [`ema`] | [`EmaTeacher`], the gradient-free momentum teacher, and [`cosine_momentum`] |
+//! | [`queue`] | [`MocoQueue`], MoCo's FIFO dictionary of detached keys |
+//!
+//! Plus the [`Linear`] layer and [`linear`] constructor defined here.
 
-mod cnn;
-mod im2col;
-mod params;
+pub mod batch_norm;
+pub mod block;
+pub mod cnn;
+pub mod ema;
+#[cfg(test)]
+mod grad_flow;
+pub mod heads;
+pub mod im2col;
+pub mod ops;
+pub mod params;
+pub mod queue;
+pub mod resnet;
+pub mod seq;
+pub mod transformer;
+pub mod vit;
 
+pub use batch_norm::{batch_norm, BatchNorm, BN_EPS, BN_MOMENTUM};
+pub use block::{attention_bias, multi_head_attention, transformer_block, MultiHeadAttention, TransformerBlock, MASK_VALUE};
 pub use cnn::{small_cnn, CnnConfig, SmallCnn};
+pub use ops::{gelu, l2_normalize, layer_norm, log_softmax, softmax, LayerNorm};
+pub use ema::{cosine_momentum, EmaTeacher};
+pub use heads::{
+    barlow_twins_projection_head, byol_prediction_head, byol_projection_head, dino_head, moco_projection_head,
+    projection_head, simclr_projection_head, simsiam_prediction_head, simsiam_projection_head, vicreg_projection_head,
+    Activation, DinoHead, ProjectionHead, ProjectionLayer,
+};
 pub use im2col::conv2d;
 pub use params::Params;
+pub use queue::MocoQueue;
+pub use resnet::{resnet, BasicBlock, ResNet, ResNetConfig};
+pub use seq::{conv1d_encoder, seq_transformer, Conv1dEncoder, Conv1dEncoderConfig, SeqTransformer, SeqTransformerConfig};
+pub use transformer::{text_encoder, LmHead, Pooling, TextEncoder, TextEncoderConfig};
+pub use vit::{
+    mae_decoder, masked_patches, patchify, random_keep, unpatchify, vit, MaeDecoder, MaeDecoderConfig, Vit, VitConfig,
+};
+
+/// Whether a parameter name is a buffer (a batch-norm running statistic,
+/// `….running_mean` / `….running_var`) rather than a trainable parameter.
+pub fn is_buffer(name: &str) -> bool {
+    name.ends_with("running_mean") || name.ends_with("running_var")
+}
+
+/// Number of trainable scalar parameters in `params` (batch-norm running
+/// statistics excluded, as PyTorch's `sum(p.numel() for p in model.parameters())`).
+pub fn count_params(params: &Params) -> usize {
+    params.named_trainable_vars().iter().map(|(_, v)| v.elem_count()).sum()
+}
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;

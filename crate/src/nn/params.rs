@@ -59,7 +59,20 @@ impl Params {
         v
     }
 
-    /// Total number of scalar parameters.
+    /// The trainable variables with their names, sorted by name: [`named_vars`](Self::named_vars)
+    /// without the batch-norm running statistics ([`is_buffer`](super::is_buffer)).
+    /// Pass these to an optimiser with weight decay.
+    pub fn named_trainable_vars(&self) -> Vec<(String, Var)> {
+        self.named_vars().into_iter().filter(|(n, _)| !super::is_buffer(n)).collect()
+    }
+
+    /// The trainable variables, sorted by name (no batch-norm running statistics).
+    pub fn trainable_vars(&self) -> Vec<Var> {
+        self.named_trainable_vars().into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// Total number of scalars in the store, batch-norm running statistics included
+    /// (see [`count_params`](super::count_params) for trainable parameters only).
     pub fn num_elements(&self) -> usize {
         self.named_vars().iter().map(|(_, v)| v.elem_count()).sum()
     }
