@@ -201,7 +201,9 @@ pub fn solarize(x: &Tensor, threshold: f64) -> Result<Tensor> {
 }
 
 /// Random brightness, contrast, saturation and hue changes, applied to each
-/// image with probability `p` (see the [module docs](self) for the order).
+/// image with probability `p`, in the fixed order brightness → contrast →
+/// saturation → hue (torchvision shuffles the order per image; we do not).
+/// Factors: `b, c, s ~ U[max(0, 1 − k), 1 + k]`, hue shift `~ U[−hue, hue]`.
 ///
 /// Brightness and contrast also apply to gray images; saturation and hue only
 /// to RGB images.
@@ -239,7 +241,8 @@ impl ColorJitter {
 impl Transform for ColorJitter {
     fn apply(&self, batch: &Tensor, rng: &mut SeededRng) -> Result<Tensor> {
         check_p(self.p, "ColorJitter")?;
-        for (name, k) in [("brightness", self.brightness), ("contrast", self.contrast), ("saturation", self.saturation)] {
+        for (name, k) in [("brightness", self.brightness), ("contrast", self.contrast), ("saturation", self.saturation)]
+        {
             if !(k.is_finite() && k >= 0.0) {
                 candle_core::bail!("ColorJitter: {name} must be finite and non-negative, got {k}");
             }
@@ -380,28 +383,43 @@ mod tests {
         let tol = 1e-4;
         assert_close(
             &adjust_brightness(&x, 1.3).unwrap(),
-            &[0.00000, 0.89375, 0.40625, 1.00000, 0.24375, 1.00000, 0.65000, 0.16250, 0.48750, 0.00000, 0.89375, 0.40625],
+            &[
+                0.00000, 0.89375, 0.40625, 1.00000, 0.24375, 1.00000, 0.65000, 0.16250, 0.48750, 0.00000, 0.89375,
+                0.40625,
+            ],
             tol,
         );
         assert_close(
             &adjust_contrast(&x, 0.6).unwrap(),
-            &[0.17451, 0.58701, 0.36201, 0.77451, 0.28701, 0.69951, 0.47451, 0.24951, 0.39951, 0.17451, 0.58701, 0.36201],
+            &[
+                0.17451, 0.58701, 0.36201, 0.77451, 0.28701, 0.69951, 0.47451, 0.24951, 0.39951, 0.17451, 0.58701,
+                0.36201,
+            ],
             tol,
         );
         assert_close(
             &adjust_saturation(&x, 1.7).unwrap(),
-            &[0.00000, 0.66537, 0.20555, 1.00000, 0.21178, 0.98412, 0.52430, 0.00000, 0.53053, 0.00000, 0.84305, 0.24572],
+            &[
+                0.00000, 0.66537, 0.20555, 1.00000, 0.21178, 0.98412, 0.52430, 0.00000, 0.53053, 0.00000, 0.84305,
+                0.24572,
+            ],
             tol,
         );
         assert_close(
             &adjust_hue(&x, 0.1).unwrap(),
-            &[0.03750, 0.16250, 0.35000, 1.00000, 0.00000, 0.87500, 0.31250, 0.46250, 0.37500, 0.00000, 0.68750, 0.12500],
+            &[
+                0.03750, 0.16250, 0.35000, 1.00000, 0.00000, 0.87500, 0.31250, 0.46250, 0.37500, 0.00000, 0.68750,
+                0.12500,
+            ],
             tol,
         );
         assert_close(&rgb_to_grayscale(&x).unwrap(), &[0.15281, 0.71912, 0.46528, 0.40790], tol);
         assert_close(
             &solarize(&x, 0.5).unwrap(),
-            &[0.00000, 0.31250, 0.31250, 0.00000, 0.18750, 0.12500, 0.50000, 0.12500, 0.37500, 0.00000, 0.31250, 0.31250],
+            &[
+                0.00000, 0.31250, 0.31250, 0.00000, 0.18750, 0.12500, 0.50000, 0.12500, 0.37500, 0.00000, 0.31250,
+                0.31250,
+            ],
             tol,
         );
         let gray = x.narrow(1, 0, 1).unwrap();

@@ -173,7 +173,10 @@ mod tests {
         let x = pattern(2, 3, 32, 32);
         let views = dino(24, 12, 3).views(&x, &mut SeededRng::new(0)).unwrap();
         let dims: Vec<Vec<usize>> = views.iter().map(|v| v.dims().to_vec()).collect();
-        assert_eq!(dims, vec![vec![2, 3, 24, 24], vec![2, 3, 24, 24], vec![2, 3, 12, 12], vec![2, 3, 12, 12], vec![2, 3, 12, 12]]);
+        assert_eq!(
+            dims,
+            vec![vec![2, 3, 24, 24], vec![2, 3, 24, 24], vec![2, 3, 12, 12], vec![2, 3, 12, 12], vec![2, 3, 12, 12]]
+        );
         let bad = MultiCrop { global: Compose::new(), local: Compose::new(), n_global: 0, n_local: 1 };
         assert!(bad.views(&x, &mut SeededRng::new(0)).is_err());
     }

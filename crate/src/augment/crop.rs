@@ -36,8 +36,12 @@ pub struct CropBox {
     pub width: usize,
 }
 
-/// Crops a random rectangle and resizes it to `size × size` (see the
-/// [module docs](self)).
+/// Crops a random rectangle and resizes it to `size × size` (bilinear,
+/// anti-aliased), per image.
+///
+/// The rectangle is drawn as in torchvision: area fraction `~ U(scale)`,
+/// aspect ratio log-uniform in `ratio`, up to 10 tries for a rectangle that
+/// fits, otherwise a central crop (see [`RandomResizedCrop::sample`]).
 ///
 /// # Shapes
 /// `(B, C, H, W)` → `(B, C, size, size)`.
@@ -152,7 +156,13 @@ pub fn resized_crop(x: &Tensor, crop: CropBox, size: (usize, usize)) -> Result<T
     let mut out = src.with_size(c, size.0, size.1);
     let (n_in, n_out) = (c * h * w, c * size.0 * size.1);
     for i in 0..src.b {
-        resize_image(&src.data[i * n_in..(i + 1) * n_in], (c, h, w), crop, size, &mut out.data[i * n_out..(i + 1) * n_out]);
+        resize_image(
+            &src.data[i * n_in..(i + 1) * n_in],
+            (c, h, w),
+            crop,
+            size,
+            &mut out.data[i * n_out..(i + 1) * n_out],
+        );
     }
     out.into_images()
 }
@@ -188,7 +198,13 @@ fn aa_weights(n_in: usize, n_out: usize) -> Vec<(usize, Vec<f32>)> {
 
 /// Resizes the `crop` of one `(C, H, W)` image into `out` of `(C, oh, ow)`:
 /// horizontal pass, then vertical pass.
-fn resize_image(img: &[f32], (c, h, w): (usize, usize, usize), crop: CropBox, (oh, ow): (usize, usize), out: &mut [f32]) {
+fn resize_image(
+    img: &[f32],
+    (c, h, w): (usize, usize, usize),
+    crop: CropBox,
+    (oh, ow): (usize, usize),
+    out: &mut [f32],
+) {
     let wx = aa_weights(crop.width, ow);
     let wy = aa_weights(crop.height, oh);
     let mut tmp = vec![0f32; crop.height * ow];
@@ -234,17 +250,13 @@ mod tests {
         // F.resized_crop(img, 1, 1, 2, 3, [4, 5]).flatten()   # grow
         let img = pattern(1, 1, 6, 7);
         let down = resized_crop(&img, CropBox { top: 1, left: 2, height: 4, width: 5 }, (3, 3)).unwrap();
-        assert_close(
-            &down,
-            &[0.5580, 0.6181, 0.4420, 0.6295, 0.4618, 0.5893, 0.3821, 0.5535, 0.3116],
-            1e-4,
-        );
+        assert_close(&down, &[0.5580, 0.6181, 0.4420, 0.6295, 0.4618, 0.5893, 0.3821, 0.5535, 0.3116], 1e-4);
         let up = resized_crop(&img, CropBox { top: 1, left: 1, height: 2, width: 3 }, (4, 5)).unwrap();
         assert_close(
             &up,
             &[
-                1.0000, 0.8500, 0.6250, 0.4000, 0.2500, 0.8125, 0.7688, 0.7031, 0.4781, 0.3281, 0.4375, 0.6063,
-                0.8594, 0.6344, 0.4844, 0.2500, 0.5250, 0.9375, 0.7125, 0.5625,
+                1.0000, 0.8500, 0.6250, 0.4000, 0.2500, 0.8125, 0.7688, 0.7031, 0.4781, 0.3281, 0.4375, 0.6063, 0.8594,
+                0.6344, 0.4844, 0.2500, 0.5250, 0.9375, 0.7125, 0.5625,
             ],
             1e-4,
         );

@@ -33,7 +33,7 @@ pub struct Cutout {
 }
 
 impl Default for Cutout {
-    /// The CIFAR-10 setting of [0]: a 16-pixel square, always, filled with 0.
+    /// The CIFAR-10 setting of \[0]: a 16-pixel square, always, filled with 0.
     fn default() -> Self {
         Self { size: 16, p: 1.0, fill: 0.0 }
     }

@@ -42,10 +42,10 @@ fn blur(size: usize, p: f64) -> GaussianBlur {
 /// jitter 0.4/0.4/0.4/0.1 with p = 0.8, grayscale (p = 0.2), Gaussian blur
 /// (σ ∈ [0.1, 2], kernel [`blur_kernel_for`]`(size)`, p = 0.5).
 ///
-/// Deviations from the ImageNet recipe of [0]: crop scale starts at 0.2, not
+/// Deviations from the ImageNet recipe of \[0]: crop scale starts at 0.2, not
 /// 0.08 (an 8 % crop of a 28-pixel digit is an 8×8 stroke fragment); colour
-/// strength 0.5, not 1.0 (the value used for CIFAR-10 in [0], appendix B.9);
-/// [0] drops the blur on CIFAR, we keep it with a 3-pixel kernel. On gray
+/// strength 0.5, not 1.0 (the value used for CIFAR-10 in \[0], appendix B.9);
+/// \[0] drops the blur on CIFAR, we keep it with a 3-pixel kernel. On gray
 /// images the saturation, hue and grayscale steps do nothing.
 pub fn simclr(size: usize) -> Compose {
     Compose::new()
@@ -66,7 +66,7 @@ fn byol_view(size: usize, blur_p: f64, solarize_p: f64) -> Compose {
         .then(Solarize { threshold: 0.5, p: solarize_p })
 }
 
-/// BYOL's asymmetric pair of pipelines ([1], table 6): crop (0.08, 1), flip,
+/// BYOL's asymmetric pair of pipelines (\[1], table 6): crop (0.08, 1), flip,
 /// jitter 0.4/0.4/0.2/0.1 (p = 0.8), grayscale (p = 0.2); the first view is
 /// always blurred and never solarised, the second blurred with p = 0.1 and
 /// solarised with p = 0.2. Kernel size as [`simclr`]; the crop scale is the
@@ -75,7 +75,7 @@ pub fn byol(size: usize) -> TwoViews {
     TwoViews::new(byol_view(size, 1.0, 0.0), byol_view(size, 0.1, 0.2))
 }
 
-/// DINO's multi-crop ([2]): 2 global views of `global_size` (crop scale 0.4–1)
+/// DINO's multi-crop (\[2]): 2 global views of `global_size` (crop scale 0.4–1)
 /// and `n_local` local views of `local_size` (crop scale 0.05–0.4), each with
 /// flip, jitter 0.4/0.4/0.2/0.1 (p = 0.8) and grayscale (p = 0.2).
 ///
@@ -99,7 +99,7 @@ pub fn dino(global_size: usize, local_size: usize, n_local: usize) -> MultiCrop 
     }
 }
 
-/// A time-series pipeline after [3]: crop a window of `length` samples, scale
+/// A time-series pipeline after \[3]: crop a window of `length` samples, scale
 /// each channel by `N(1, 0.1²)`, add `N(0, 0.05²)` noise.
 ///
 /// # Shapes

@@ -104,7 +104,10 @@ impl Transform for RandomCrop1d {
         let x = Host::series(batch, "RandomCrop1d")?;
         let (c, t, l) = (x.c, x.w, self.length);
         if l == 0 || l > t {
-            candle_core::bail!("RandomCrop1d: length must be in 1..={t} for series of shape {:?}, got {l}", batch.dims());
+            candle_core::bail!(
+                "RandomCrop1d: length must be in 1..={t} for series of shape {:?}, got {l}",
+                batch.dims()
+            );
         }
         let mut out = x.with_size(c, 1, l);
         for (src, dst) in x.data.chunks(c * t).zip(out.data.chunks_mut(c * l)) {
@@ -160,7 +163,8 @@ mod tests {
         assert!(starts.len() > 6 && *starts.last().unwrap() <= 12, "{starts:?}");
         let e = RandomCrop1d::new(21).apply(&x, &mut SeededRng::new(4)).unwrap_err().to_string();
         assert!(e.contains("[50, 2, 20]") && e.contains("21"), "{e}");
-        let e = Jitter::default().apply(&Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap(), &mut SeededRng::new(0));
+        let e =
+            Jitter::default().apply(&Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap(), &mut SeededRng::new(0));
         assert!(e.unwrap_err().to_string().contains("[2, 3]"));
     }
 }
