@@ -25,6 +25,7 @@
 
 mod encoder;
 mod rotation;
+mod simclr;
 
 pub use encoder::{Encoder, EncoderConfig};
 
@@ -46,16 +47,19 @@ use std::str::FromStr;
 pub enum MethodName {
     /// Predict which of four rotations was applied (Gidaris et al. 2018).
     Rotation,
+    /// Contrast two augmented views against the batch (Chen et al. 2020).
+    SimClr,
 }
 
 impl MethodName {
     /// Every method, in the chapter's order.
-    pub const ALL: [MethodName; 1] = [MethodName::Rotation];
+    pub const ALL: [MethodName; 2] = [MethodName::Rotation, MethodName::SimClr];
 
     /// The command-line name.
     pub fn as_str(&self) -> &'static str {
         match self {
             MethodName::Rotation => "rotation",
+            MethodName::SimClr => "simclr",
         }
     }
 }
@@ -123,6 +127,7 @@ impl PretrainConfig {
         };
         match method {
             MethodName::Rotation => Self { batch_size: 64, optimizer: OptimizerConfig::adamw(2e-3, 1e-4), ..base },
+            MethodName::SimClr => Self { batch_size: 256, temperature: 0.2, optimizer: OptimizerConfig::adamw(2e-3, 1e-4), ..base },
         }
     }
 
@@ -188,6 +193,7 @@ pub fn build_method(cfg: &PretrainConfig, shape: (usize, usize, usize), vb: VarB
     let _ = dev;
     Ok(match cfg.method {
         MethodName::Rotation => Box::new(rotation::Rotation::new(cfg, shape, vb)?),
+        MethodName::SimClr => Box::new(simclr::SimClr::new(cfg, shape, vb)?),
     })
 }
 
@@ -211,7 +217,7 @@ impl Pretrainer {
         config.check()?;
         let params = Params::new(derive_seed(config.seed, "init"));
         let method = build_method(&config, image_shape, params.builder(dev), dev)?;
-        let opt = config.optimizer.build(params.named_vars())?;
+        let opt = config.optimizer.build(params.named_trainable_vars())?;
         let schedule = Schedule::WarmupCosine {
             peak: config.optimizer.lr,
             end: 0.05 * config.optimizer.lr,
