@@ -1,7 +1,392 @@
 //! The `sslab` command line: pretraining, probing and supervised baselines
 //! for runs longer than a notebook cell, using the same code as the notebooks.
+//!
+//! ```text
+//! sslab pretrain --method simclr --data idx:mnist --steps 300 --out runs/simclr
+//! sslab probe --checkpoint runs/simclr --data idx:mnist --labels-per-class 10
+//! sslab probe --random-init --method simclr --data idx:mnist --labels-per-class 10
+//! sslab supervised --data idx:mnist --labels-per-class 10
+//! ```
+//!
+//! `probe` and `supervised` print one JSON line last, e.g.
+//! `{"accuracy":0.912,"protocol":{…}}`; `pretrain` prints progress on
+//! stderr and a JSON summary last. Bad input ends with a one-line
+//! `error: …` on stderr and exit code 1 (2 for bad command-line syntax).
+
+use crate::data::{load_images, ImageDataset};
+use crate::eval::{fit_classifier, knn_accuracy, linear_probe, ClassifierConfig, KnnConfig, ProbeConfig};
+use crate::method::{EncoderConfig, MethodName, PretrainConfig, Pretrainer};
+use crate::nn::Params;
+use crate::rng::{derive_seed, SeededRng};
+use candle_core::{ModuleT, Result, Tensor};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Self-supervised pretraining, probing and supervised baselines.
+#[derive(Parser, Debug)]
+#[command(name = "sslab", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Pretrain an encoder with a self-supervised method and save a checkpoint.
+    Pretrain(PretrainArgs),
+    /// Evaluate a representation with few labels (linear probe, k-NN or fine-tuning).
+    Probe(ProbeArgs),
+    /// Train the same encoder from scratch on the labelled examples only.
+    Supervised(SupervisedArgs),
+}
+
+#[derive(Parser, Debug)]
+struct PretrainArgs {
+    /// rotation, simclr, … (see `MethodName`)
+    #[arg(long, value_parser = parse_method)]
+    method: MethodName,
+    /// Data spec: shapes, idx:DIR, …
+    #[arg(long)]
+    data: String,
+    /// Optimiser steps (default: the method's recommended budget).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Images per step.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// The one seed behind initialisation, data order and augmentation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Checkpoint directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the run saved in --out up to --steps.
+    #[arg(long)]
+    resume: bool,
+    /// Print progress every N steps (and save a checkpoint every 4N).
+    #[arg(long, default_value_t = 25)]
+    log_every: usize,
+    /// Number of embedded images for `shapes`.
+    #[arg(long, default_value_t = 10_000)]
+    examples: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Classifier {
+    /// Logistic regression on frozen, standardised features.
+    Linear,
+    /// Weighted k-nearest neighbours (cosine, k = 20, T = 0.07) on frozen features.
+    Knn,
+    /// Encoder and linear head trained end to end.
+    Finetune,
+}
+
+#[derive(Parser, Debug)]
+struct ProbeArgs {
+    /// A directory written by `sslab pretrain`.
+    #[arg(long, conflicts_with = "random_init", required_unless_present = "random_init")]
+    checkpoint: Option<PathBuf>,
+    /// Probe a randomly initialised encoder of --method instead (a control).
+    #[arg(long, requires = "method")]
+    random_init: bool,
+    /// The method whose (untrained) encoder --random-init builds.
+    #[arg(long, value_parser = parse_method)]
+    method: Option<MethodName>,
+    /// Data spec: shapes, idx:DIR, …
+    #[arg(long)]
+    data: String,
+    /// Labelled training examples per class.
+    #[arg(long)]
+    labels_per_class: usize,
+    /// How to turn the representation into a classifier.
+    #[arg(long, value_enum, default_value_t = Classifier::Linear)]
+    classifier: Classifier,
+    /// Seed of the labelled subset and of the classifier.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Number of embedded images for `shapes`.
+    #[arg(long, default_value_t = 10_000)]
+    examples: usize,
+}
+
+#[derive(Parser, Debug)]
+struct SupervisedArgs {
+    /// Data spec: shapes, idx:DIR, …
+    #[arg(long)]
+    data: String,
+    /// Labelled training examples per class.
+    #[arg(long)]
+    labels_per_class: usize,
+    /// Optimiser steps.
+    #[arg(long, default_value_t = 500)]
+    steps: usize,
+    /// Seed of the labelled subset, initialisation and data order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Number of embedded images for `shapes`.
+    #[arg(long, default_value_t = 10_000)]
+    examples: usize,
+}
+
+fn parse_method(s: &str) -> std::result::Result<MethodName, String> {
+    s.parse::<MethodName>().map_err(|e| one_line(&e))
+}
+
+/// The first line of an error (Candle appends backtraces on later lines).
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    let s = e.to_string();
+    s.lines().next().unwrap_or_default().trim().to_string()
+}
 
 /// Runs the command line on the process arguments and returns the exit code.
 pub fn main() -> i32 {
-    0
+    // A panic would be a bug; still, never show a backtrace to the user.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error ({info}); please report it");
+    }));
+    crate::device::tune_allocator();
+    run_args(std::env::args_os())
+}
+
+/// Runs the command line on `args` (the first is the program name) and
+/// returns the exit code: 0 on success, 1 on a run-time error, 2 on bad syntax.
+pub fn run_args<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    let result = std::panic::catch_unwind(|| match cli.command {
+        Command::Pretrain(a) => pretrain(a),
+        Command::Probe(a) => probe(a),
+        Command::Supervised(a) => supervised(a),
+    });
+    match result {
+        Ok(Ok(line)) => {
+            println!("{line}");
+            0
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {}", one_line(&e));
+            1
+        }
+        Err(_) => 1,
+    }
+}
+
+fn load(spec: &str, examples: usize, seed: u64) -> Result<(ImageDataset, ImageDataset)> {
+    load_images(spec, examples, seed)
+}
+
+fn pretrain(a: PretrainArgs) -> Result<String> {
+    let dev = crate::device::device()?.device;
+    let (train, _) = load(&a.data, a.examples, a.seed)?;
+    let exists = a.out.join("config.json").exists();
+    let mut run = if a.resume {
+        if !exists {
+            candle_core::bail!("--resume: {} holds no checkpoint", a.out.display());
+        }
+        let run = Pretrainer::load(&a.out, &dev)?;
+        if run.config().method != a.method {
+            candle_core::bail!(
+                "--resume: {} is a {} run, not {}",
+                a.out.display(),
+                run.config().method,
+                a.method
+            );
+        }
+        run
+    } else {
+        if exists {
+            candle_core::bail!(
+                "{} already holds a checkpoint; pass --resume to continue it or choose another --out",
+                a.out.display()
+            );
+        }
+        let mut cfg = PretrainConfig::for_method(a.method);
+        cfg.seed = a.seed;
+        cfg.data = a.data.clone();
+        if let Some(s) = a.steps {
+            cfg.steps = s;
+            cfg.warmup_steps = cfg.warmup_steps.min(s);
+        }
+        if let Some(b) = a.batch_size {
+            cfg.batch_size = b;
+        }
+        if let Some(lr) = a.lr {
+            cfg.optimizer.lr = lr;
+        }
+        Pretrainer::new(cfg, train.image_shape()?, &dev)?
+    };
+    let target = a.steps.unwrap_or(run.config().steps);
+    let start = Instant::now();
+    eprintln!(
+        "{} pretraining on {} ({} images), {} steps of {}, seed {} → {}",
+        run.config().method,
+        a.data,
+        train.len(),
+        target,
+        run.config().batch_size,
+        run.config().seed,
+        a.out.display()
+    );
+    let every = a.log_every.max(1);
+    let mut since_save = 0;
+    while run.step() < target {
+        let n = every.min(target - run.step());
+        let h = run.train_for(n, &train)?.clone();
+        let tail = n.min(h.len());
+        let loss = h.loss[h.len() - tail..].iter().sum::<f64>() / tail as f64;
+        let metric = h.metric[h.len() - tail..].iter().sum::<f64>() / tail as f64;
+        eprintln!(
+            "step {:>5}/{target}  loss {loss:.4}  {} {metric:.3}  ({:.0} s)",
+            h.len(),
+            h.metric_name,
+            start.elapsed().as_secs_f64()
+        );
+        since_save += n;
+        if since_save >= 4 * every {
+            run.save(&a.out)?;
+            since_save = 0;
+        }
+    }
+    run.save(&a.out)?;
+    let h = run.history();
+    Ok(json!({
+        "method": run.config().method,
+        "steps": run.step(),
+        "final_loss": h.loss.last(),
+        "final_metric": h.metric.last(),
+        "metric": h.metric_name,
+        "seconds": (start.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        "out": a.out.display().to_string(),
+    })
+    .to_string())
+}
+
+fn probe(a: ProbeArgs) -> Result<String> {
+    let dev = crate::device::device()?.device;
+    let (train, test) = load(&a.data, a.examples, a.seed)?;
+    let (run, representation) = match (&a.checkpoint, a.method) {
+        (Some(dir), _) => {
+            let run = Pretrainer::load(dir, &dev)?;
+            let what = format!("{} pretrained for {} steps ({})", run.config().method, run.step(), dir.display());
+            (run, what)
+        }
+        (None, Some(m)) => {
+            let mut cfg = PretrainConfig::for_method(m);
+            cfg.seed = a.seed;
+            let run = Pretrainer::new(cfg, train.image_shape()?, &dev)?;
+            (run, format!("random initialisation of the {m} encoder (no training)"))
+        }
+        (None, None) => candle_core::bail!("probe needs --checkpoint DIR or --random-init --method M"),
+    };
+    let labelled = train.per_class_subset(a.labels_per_class, &mut SeededRng::new(derive_seed(a.seed, "labels")))?;
+    let start = Instant::now();
+    let (accuracy, details) = match a.classifier {
+        Classifier::Linear => {
+            let cfg = ProbeConfig::default();
+            let r = linear_probe(
+                &run.features(&labelled.images)?,
+                &labelled.labels,
+                &run.features(&test.images)?,
+                &test.labels,
+                train.num_classes(),
+                &cfg,
+                derive_seed(a.seed, "probe"),
+            )?;
+            (r.accuracy, json!({"steps": cfg.steps, "lr": cfg.lr, "weight_decay": cfg.weight_decay, "description": r.protocol}))
+        }
+        Classifier::Knn => {
+            let cfg = KnnConfig::default();
+            let r = knn_accuracy(
+                &run.features(&labelled.images)?,
+                &labelled.labels,
+                &run.features(&test.images)?,
+                &test.labels,
+                train.num_classes(),
+                &cfg,
+            )?;
+            (r.accuracy, serde_json::to_value(&r.protocol).map_err(|e| candle_core::Error::Msg(e.to_string()))?)
+        }
+        Classifier::Finetune => {
+            let cfg = ClassifierConfig::default();
+            let method = run.method();
+            let encode = |x: &Tensor, t: bool| method.encode(x, t);
+            let vars: Vec<_> =
+                run.params().named_trainable_vars().into_iter().filter(|(n, _)| n.starts_with("enc.")).collect();
+            let r = fit_classifier(&encode, vars, method.feature_dim(), &labelled, &test, &cfg, &dev, derive_seed(a.seed, "probe"))?;
+            (r.accuracy, json!({"steps": cfg.steps, "lr": cfg.lr, "batch_size": cfg.batch_size, "description": r.protocol}))
+        }
+    };
+    Ok(json!({
+        "accuracy": accuracy,
+        "protocol": {
+            "representation": representation,
+            "classifier": format!("{:?}", a.classifier).to_lowercase(),
+            "labels_per_class": a.labels_per_class,
+            "train_examples": labelled.len(),
+            "train_split": format!("{} labelled per class from the training split of {}", a.labels_per_class, a.data),
+            "test_examples": test.len(),
+            "test_split": format!("held-out test split of {}", a.data),
+            "seed": a.seed,
+            "seconds": (start.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            "classifier_settings": details,
+        }
+    })
+    .to_string())
+}
+
+fn supervised(a: SupervisedArgs) -> Result<String> {
+    let dev = crate::device::device()?.device;
+    let (train, test) = load(&a.data, a.examples, a.seed)?;
+    let labelled = train.per_class_subset(a.labels_per_class, &mut SeededRng::new(derive_seed(a.seed, "labels")))?;
+    let (c, _, _) = train.image_shape()?;
+    let enc_cfg = EncoderConfig::default().with_in_channels(c);
+    let params = Params::new(derive_seed(a.seed, "init"));
+    let encoder = enc_cfg.init(params.builder(&dev).pp("enc"))?;
+    let encode = |x: &Tensor, t: bool| encoder.forward_t(x, t);
+    let cfg = ClassifierConfig { steps: a.steps, ..ClassifierConfig::default() };
+    let start = Instant::now();
+    let r = fit_classifier(
+        &encode,
+        params.named_trainable_vars(),
+        encoder.feature_dim(),
+        &labelled,
+        &test,
+        &cfg,
+        &dev,
+        derive_seed(a.seed, "head"),
+    )?;
+    Ok(json!({
+        "accuracy": r.accuracy,
+        "protocol": {
+            "representation": "encoder trained from scratch on the labelled examples only",
+            "encoder": enc_cfg,
+            "classifier": "linear head, trained end to end with the encoder",
+            "labels_per_class": a.labels_per_class,
+            "train_examples": labelled.len(),
+            "train_accuracy": r.train_accuracy,
+            "test_examples": test.len(),
+            "test_split": format!("held-out test split of {}", a.data),
+            "steps": cfg.steps,
+            "batch_size": cfg.batch_size.min(labelled.len()),
+            "lr": cfg.lr,
+            "weight_decay": cfg.weight_decay,
+            "seed": a.seed,
+            "seconds": (start.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        }
+    })
+    .to_string())
 }
