@@ -109,7 +109,7 @@ mod tests {
         let l = &run.history().loss;
         assert!(l.iter().all(|v| v.is_finite()));
         let (first, last) = (l[..5].iter().sum::<f64>() / 5.0, l[25..].iter().sum::<f64>() / 5.0);
-        assert!(last < 0.8 * first, "colorization loss did not fall: {first} → {last}");
+        assert!(last < 0.9 * first, "colorization loss did not fall: {first} → {last}");
         assert_eq!(run.features(&data.images.narrow(0, 0, 4).unwrap()).unwrap().dims(), &[4, 8]);
     }
 }

@@ -166,16 +166,20 @@ impl Method for Dino {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{feature_std, first_last, tiny, train_tiny};
+    use super::super::tests::{feature_std_ratio, first_last, tiny, train_tiny};
     use super::*;
     use crate::method::MethodName;
 
     #[test]
     fn dino_trains_moves_its_center_and_its_teacher_is_not_trainable() {
         let run = train_tiny(MethodName::Dino, 20, |_| {});
-        let (first, last) = first_last(&run, 5);
-        assert!(last < first, "dino loss did not fall: {first} → {last}");
-        assert!(feature_std(&run) > 0.02);
+        // the loss rises while the teacher sharpens; check for collapse instead:
+        // neither one prototype (entropy 0) nor uniform (entropy ln 32)
+        let _ = first_last(&run, 5);
+        let h = *run.history().metric.last().unwrap();
+        assert!(h > 0.3 && h < 0.95 * 32f64.ln(), "dino teacher entropy {h}");
+        let ratio = feature_std_ratio(&run);
+        assert!(ratio > 0.5, "dino features collapsed: embedding_std fell to {ratio} of its initial value");
         let dev = Device::Cpu;
         let params = Params::new(0);
         let mut m = Dino::new(&tiny(MethodName::Dino), (1, 28, 28), &params, &dev).unwrap();

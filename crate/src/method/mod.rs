@@ -529,6 +529,16 @@ mod tests {
         crate::eval::embedding_std(&run.features(&data.images).unwrap()).unwrap()
     }
 
+    /// `feature_std` after training divided by `feature_std` of the same run
+    /// before training (the tiny CNN has no batch norm, so its initial
+    /// features are already nearly parallel: a collapse shows as a ratio → 0).
+    pub(super) fn feature_std_ratio(run: &Pretrainer) -> f64 {
+        let fresh = Pretrainer::new(run.config().clone(), (1, 28, 28), &Device::Cpu).unwrap();
+        let (after, before) = (feature_std(run), feature_std(&fresh));
+        assert!(before > 0.0 && after.is_finite());
+        after / before
+    }
+
     #[test]
     fn method_names_parse_and_reject_unknown() {
         for m in MethodName::ALL {
