@@ -1,9 +1,9 @@
 //! Barlow Twins: drive the cross-correlation matrix of two views' embeddings
 //! towards the identity.
 //!
-//! [0] J. Zbontar, L. Jing, I. Misra, Y. LeCun, S. Deny, "Barlow Twins:
+//! \[0\] J. Zbontar, L. Jing, I. Misra, Y. LeCun, S. Deny, "Barlow Twins:
 //!     Self-Supervised Learning via Redundancy Reduction", 2021, arXiv:2103.03230.
-//! [1] lightly's `examples/pytorch/barlowtwins.py`.
+//! \[1\] lightly's `examples/pytorch/barlowtwins.py`.
 //!
 //! ```text
 //! z = g(f(x)),   C_ij = Σ_b ẑ₁[b,i] ẑ₂[b,j] / B     ẑ: z standardised over the batch
@@ -23,7 +23,7 @@ use crate::rng::SeededRng;
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
-/// The off-diagonal weight λ of [0].
+/// The off-diagonal weight λ of \[0\].
 pub const BARLOW_LAMBDA: f64 = 5e-3;
 
 /// Barlow Twins: encoder `enc.*` and projector `proj.*`.

@@ -1,9 +1,9 @@
 //! BYOL: predict a momentum teacher's projection of another view, without negatives.
 //!
-//! [0] J.-B. Grill, F. Strub, F. Altché, C. Tallec, P. H. Richemond et al.,
+//! \[0\] J.-B. Grill, F. Strub, F. Altché, C. Tallec, P. H. Richemond et al.,
 //!     "Bootstrap Your Own Latent: A New Approach to Self-Supervised
 //!     Learning", 2020, arXiv:2006.07733.
-//! [1] lightly's `examples/pytorch/byol.py`.
+//! \[1\] lightly's `examples/pytorch/byol.py`.
 //!
 //! ```text
 //! online:  z = g(f(x)),  p = q(z)          f encoder, g projector, q predictor (trained)

@@ -1,6 +1,6 @@
 //! Colourisation: predict an image's colours from its gray version.
 //!
-//! [0] R. Zhang, P. Isola, A. A. Efros, "Colorful Image Colorization", ECCV
+//! \[0\] R. Zhang, P. Isola, A. A. Efros, "Colorful Image Colorization", ECCV
 //!     2016, arXiv:1603.08511.
 //!
 //! ```text

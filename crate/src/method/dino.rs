@@ -1,9 +1,9 @@
 //! DINO: self-distillation with no labels, over multi-crop views.
 //!
-//! [0] M. Caron, H. Touvron, I. Misra, H. Jégou, J. Mairal, P. Bojanowski,
+//! \[0\] M. Caron, H. Touvron, I. Misra, H. Jégou, J. Mairal, P. Bojanowski,
 //!     A. Joulin, "Emerging Properties in Self-Supervised Vision
 //!     Transformers", 2021, arXiv:2104.14294.
-//! [1] github.com/facebookresearch/dino; lightly's `examples/pytorch/dino.py`.
+//! \[1\] github.com/facebookresearch/dino; lightly's `examples/pytorch/dino.py`.
 //!
 //! ```text
 //! views: 2 global crops x_g (full size) + n local crops x_l (about half size)
@@ -33,11 +33,11 @@ use crate::rng::SeededRng;
 use candle_core::{DType, Device, ModuleT, Result, Tensor, D};
 use std::collections::HashMap;
 
-/// Student temperature τ_s of [0].
+/// Student temperature τ_s of \[0\].
 pub const DINO_STUDENT_TEMP: f64 = 0.1;
-/// Teacher temperature τ_t of [0].
+/// Teacher temperature τ_t of \[0\].
 pub const DINO_TEACHER_TEMP: f64 = 0.04;
-/// Momentum of the center update of [0].
+/// Momentum of the center update of \[0\].
 pub const DINO_CENTER_MOMENTUM: f64 = 0.9;
 /// Number of local crops.
 pub const DINO_LOCAL_VIEWS: usize = 4;

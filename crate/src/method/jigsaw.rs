@@ -1,6 +1,6 @@
 //! Jigsaw puzzles: recognise which permutation shuffled an image's tiles.
 //!
-//! [0] M. Noroozi, P. Favaro, "Unsupervised Learning of Visual Representations
+//! \[0\] M. Noroozi, P. Favaro, "Unsupervised Learning of Visual Representations
 //!     by Solving Jigsaw Puzzles", ECCV 2016, arXiv:1603.09246.
 //!
 //! ```text

@@ -1,8 +1,8 @@
 //! MAE: mask most image patches and reconstruct them with a ViT encoder–decoder.
 //!
-//! [0] K. He, X. Chen, S. Xie, Y. Li, P. Dollár, R. Girshick, "Masked
+//! \[0\] K. He, X. Chen, S. Xie, Y. Li, P. Dollár, R. Girshick, "Masked
 //!     Autoencoders Are Scalable Vision Learners", 2021, arXiv:2111.06377.
-//! [1] github.com/facebookresearch/mae (`models_mae.py`).
+//! \[1\] github.com/facebookresearch/mae (`models_mae.py`).
 //!
 //! ```text
 //! x → N patches;  keep a random 25 % (mask ratio 0.75), drop the rest
@@ -26,7 +26,7 @@ use crate::rng::SeededRng;
 use candle_core::{ModuleT, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
-/// Fraction of patches dropped, as in [0].
+/// Fraction of patches dropped, as in \[0\].
 pub const MAE_MASK_RATIO: f64 = 0.75;
 
 /// MAE: ViT encoder `enc.*` and decoder `dec.*`.

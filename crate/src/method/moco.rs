@@ -1,12 +1,12 @@
 //! MoCo v2: contrast each query with its momentum-encoded key and a queue of
 //! keys from earlier batches.
 //!
-//! [0] K. He, H. Fan, Y. Wu, S. Xie, R. Girshick, "Momentum Contrast for
+//! \[0\] K. He, H. Fan, Y. Wu, S. Xie, R. Girshick, "Momentum Contrast for
 //!     Unsupervised Visual Representation Learning", 2019, arXiv:1911.05722.
-//! [1] X. Chen, H. Fan, R. Girshick, K. He, "Improved Baselines with Momentum
+//! \[1\] X. Chen, H. Fan, R. Girshick, K. He, "Improved Baselines with Momentum
 //!     Contrastive Learning" (MoCo v2: MLP head, SimCLR augmentations), 2020,
 //!     arXiv:2003.04297.
-//! [2] github.com/facebookresearch/moco; lightly's `examples/pytorch/moco.py`.
+//! \[2\] github.com/facebookresearch/moco; lightly's `examples/pytorch/moco.py`.
 //!
 //! ```text
 //! q = g(f(x₁)),  k = g_t(f_t(x₂))        f, g: query encoder + MLP head (trained)

@@ -1,8 +1,8 @@
 //! SimSiam: predict the stop-gradient projection of the other view.
 //!
-//! [0] X. Chen, K. He, "Exploring Simple Siamese Representation Learning",
+//! \[0\] X. Chen, K. He, "Exploring Simple Siamese Representation Learning",
 //!     2020, arXiv:2011.10566.
-//! [1] lightly's `examples/pytorch/simsiam.py`.
+//! \[1\] lightly's `examples/pytorch/simsiam.py`.
 //!
 //! ```text
 //! z = g(f(x)),  p = h(z)                    f encoder, g projector, h predictor

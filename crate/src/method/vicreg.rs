@@ -1,8 +1,8 @@
 //! VICReg: variance, invariance and covariance regularisation of two views' embeddings.
 //!
-//! [0] A. Bardes, J. Ponce, Y. LeCun, "VICReg: Variance-Invariance-Covariance
+//! \[0\] A. Bardes, J. Ponce, Y. LeCun, "VICReg: Variance-Invariance-Covariance
 //!     Regularization for Self-Supervised Learning", 2021, arXiv:2105.04906.
-//! [1] lightly's `examples/pytorch/vicreg.py`.
+//! \[1\] lightly's `examples/pytorch/vicreg.py`.
 //!
 //! ```text
 //! z = g(f(x))
@@ -22,7 +22,7 @@ use crate::rng::SeededRng;
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
-/// The weights `(λ, μ, ν)` of the invariance, variance and covariance terms of [0].
+/// The weights `(λ, μ, ν)` of the invariance, variance and covariance terms of \[0\].
 pub const VICREG_WEIGHTS: (f64, f64, f64) = (25.0, 25.0, 1.0);
 
 /// VICReg: encoder `enc.*` and expander `proj.*`.
