@@ -1,6 +1,7 @@
 //! The backbone a method trains: a choice of image encoders behind one type.
 
-use crate::nn::{CnnConfig, SmallCnn};
+use crate::nn::{CnnConfig, SmallCnn, Vit, VitConfig};
+use candle_core::Module;
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,9 @@ use serde::{Deserialize, Serialize};
 pub enum EncoderConfig {
     /// [`SmallCnn`]: three 3×3 convolutions with max-pooling.
     Cnn(CnnConfig),
+    /// [`Vit`]: a small Vision Transformer; the features are its pooled output
+    /// (\[CLS\] token or mean of the patch tokens). Needed by MAE.
+    Vit(VitConfig),
 }
 
 impl Default for EncoderConfig {
@@ -24,6 +28,7 @@ impl EncoderConfig {
     pub fn with_in_channels(&self, channels: usize) -> Self {
         match self {
             EncoderConfig::Cnn(c) => EncoderConfig::Cnn(CnnConfig { in_channels: channels, ..c.clone() }),
+            EncoderConfig::Vit(c) => EncoderConfig::Vit(VitConfig { in_channels: channels, ..c.clone() }),
         }
     }
 
@@ -31,6 +36,7 @@ impl EncoderConfig {
     pub fn init(&self, vb: VarBuilder) -> Result<Encoder> {
         Ok(match self {
             EncoderConfig::Cnn(c) => Encoder::Cnn(c.init(vb)?),
+            EncoderConfig::Vit(c) => Encoder::Vit(c.init(vb)?),
         })
     }
 }
@@ -39,6 +45,8 @@ impl EncoderConfig {
 pub enum Encoder {
     /// A [`SmallCnn`].
     Cnn(SmallCnn),
+    /// A [`Vit`] (pooled output).
+    Vit(Vit),
 }
 
 impl Encoder {
@@ -46,16 +54,18 @@ impl Encoder {
     pub fn feature_dim(&self) -> usize {
         match self {
             Encoder::Cnn(m) => m.feature_dim(),
+            Encoder::Vit(m) => m.feature_dim(),
         }
     }
 }
 
 impl ModuleT for Encoder {
     /// # Shapes
-    /// `(B, C, H, W)` → `(B, F)`; `train` selects batch statistics where the encoder has normalisation layers.
+    /// `(B, C, H, W)` → `(B, F)`; `train` selects batch statistics where the encoder has batch norm (the ViT has none).
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match self {
             Encoder::Cnn(m) => m.forward_t(x, train),
+            Encoder::Vit(m) => m.forward(x),
         }
     }
 }

@@ -23,18 +23,26 @@
 //! # Ok::<(), candle_core::Error>(())
 //! ```
 
+pub mod barlow;
+pub mod byol;
+pub mod colorization;
+pub mod dino;
 mod encoder;
-mod rotation;
-mod simclr;
+pub mod jigsaw;
+pub mod mae;
+pub mod moco;
+pub mod rotation;
+pub mod simclr;
+pub mod simsiam;
+pub mod vicreg;
 
 pub use encoder::{Encoder, EncoderConfig};
 
 use crate::data::ImageDataset;
-use crate::nn::Params;
+use crate::nn::{EmaTeacher, Params};
 use crate::rng::{derive_seed, SeededRng};
 use crate::train::{finite_loss, load_checkpoint, save_checkpoint, History, Optim, OptimizerConfig, Schedule, StepSampler};
 use candle_core::{Device, Result, Tensor};
-use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -49,17 +57,56 @@ pub enum MethodName {
     Rotation,
     /// Contrast two augmented views against the batch (Chen et al. 2020).
     SimClr,
+    /// Contrast a query against a momentum-encoded key and a queue of old keys (He et al. 2019, v2: Chen et al. 2020).
+    Moco,
+    /// Predict a momentum teacher's projection of another view (Grill et al. 2020).
+    Byol,
+    /// Predict the stop-gradient projection of another view (Chen & He 2020).
+    SimSiam,
+    /// Drive the cross-correlation of two views' embeddings to the identity (Zbontar et al. 2021).
+    Barlow,
+    /// Invariance, variance and covariance terms on two views (Bardes et al. 2021).
+    VicReg,
+    /// Self-distillation from a momentum teacher over multi-crop views (Caron et al. 2021).
+    Dino,
+    /// Reconstruct masked image patches with a ViT (He et al. 2021).
+    Mae,
+    /// Predict which permutation shuffled the image's tiles (Noroozi & Favaro 2016).
+    Jigsaw,
+    /// Predict an image's colours from its gray version (Zhang et al. 2016).
+    Colorization,
 }
 
 impl MethodName {
     /// Every method, in the chapter's order.
-    pub const ALL: [MethodName; 2] = [MethodName::Rotation, MethodName::SimClr];
+    pub const ALL: [MethodName; 11] = [
+        MethodName::Rotation,
+        MethodName::Jigsaw,
+        MethodName::Colorization,
+        MethodName::Mae,
+        MethodName::SimClr,
+        MethodName::Moco,
+        MethodName::Byol,
+        MethodName::SimSiam,
+        MethodName::Barlow,
+        MethodName::VicReg,
+        MethodName::Dino,
+    ];
 
     /// The command-line name.
     pub fn as_str(&self) -> &'static str {
         match self {
             MethodName::Rotation => "rotation",
             MethodName::SimClr => "simclr",
+            MethodName::Moco => "moco",
+            MethodName::Byol => "byol",
+            MethodName::SimSiam => "simsiam",
+            MethodName::Barlow => "barlow",
+            MethodName::VicReg => "vicreg",
+            MethodName::Dino => "dino",
+            MethodName::Mae => "mae",
+            MethodName::Jigsaw => "jigsaw",
+            MethodName::Colorization => "colorization",
         }
     }
 }
@@ -107,6 +154,19 @@ pub struct PretrainConfig {
     pub temperature: f64,
     /// Where the data came from (informational; a data spec such as `idx:DIR`).
     pub data: String,
+    /// EMA decay τ of momentum teachers: MoCo's constant momentum, the base
+    /// of BYOL's and DINO's cosine schedule (which rises to 1). The papers use
+    /// 0.999 (MoCo) and 0.996 (BYOL, DINO) over long runs; 0.99 suits runs of
+    /// a few hundred CPU steps. Absent in old checkpoints: 0.99.
+    #[serde(default = "default_ema_momentum")]
+    pub ema_momentum: f64,
+    /// MoCo's queue length K (number of negative keys); 0 means 16 × `batch_size`.
+    #[serde(default)]
+    pub queue_size: usize,
+}
+
+fn default_ema_momentum() -> f64 {
+    0.99
 }
 
 impl PretrainConfig {
@@ -124,10 +184,25 @@ impl PretrainConfig {
             head_out: 64,
             temperature: 0.2,
             data: String::new(),
+            ema_momentum: default_ema_momentum(),
+            queue_size: 0,
         };
+        let adamw2 = OptimizerConfig::adamw(2e-3, 1e-4);
         match method {
-            MethodName::Rotation => Self { batch_size: 64, optimizer: OptimizerConfig::adamw(2e-3, 1e-4), ..base },
-            MethodName::SimClr => Self { batch_size: 256, temperature: 0.2, optimizer: OptimizerConfig::adamw(2e-3, 1e-4), ..base },
+            MethodName::Rotation => Self { batch_size: 64, optimizer: adamw2, ..base },
+            MethodName::SimClr => Self { batch_size: 256, temperature: 0.2, optimizer: adamw2, ..base },
+            MethodName::Moco => Self { temperature: 0.2, queue_size: 4096, optimizer: adamw2, ..base },
+            MethodName::Byol | MethodName::SimSiam => Self { optimizer: adamw2, ..base },
+            MethodName::Barlow | MethodName::VicReg => Self { head_hidden: 256, head_out: 128, optimizer: adamw2, ..base },
+            MethodName::Dino => Self { batch_size: 64, optimizer: adamw2, ..base },
+            MethodName::Mae => Self {
+                encoder: EncoderConfig::Vit(crate::nn::VitConfig::default()),
+                optimizer: OptimizerConfig::adamw(1e-3, 0.05),
+                warmup_steps: 20,
+                ..base
+            },
+            MethodName::Jigsaw => Self { batch_size: 64, optimizer: adamw2, ..base },
+            MethodName::Colorization => Self { batch_size: 64, ..base },
         }
     }
 
@@ -142,6 +217,9 @@ impl PretrainConfig {
         }
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
             candle_core::bail!("temperature must be positive, got {}", self.temperature);
+        }
+        if !(0.0..=1.0).contains(&self.ema_momentum) {
+            candle_core::bail!("ema_momentum must be in [0, 1], got {}", self.ema_momentum);
         }
         Ok(())
     }
@@ -188,13 +266,48 @@ pub trait Method {
     }
 }
 
-/// Builds `cfg.method` with its parameters under `vb` for images of `shape = (C, H, W)`.
-pub fn build_method(cfg: &PretrainConfig, shape: (usize, usize, usize), vb: VarBuilder, dev: &Device) -> Result<Box<dyn Method>> {
-    let _ = dev;
+/// Builds `cfg.method` with its parameters in `params` for images of `shape = (C, H, W)`.
+///
+/// Methods with a momentum teacher (MoCo, BYOL, DINO) keep a handle on
+/// `params` to average them into the teacher after each step; the others only
+/// build their layers from `params.builder(dev)`.
+pub fn build_method(cfg: &PretrainConfig, shape: (usize, usize, usize), params: &Params, dev: &Device) -> Result<Box<dyn Method>> {
+    let vb = params.builder(dev);
     Ok(match cfg.method {
         MethodName::Rotation => Box::new(rotation::Rotation::new(cfg, shape, vb)?),
         MethodName::SimClr => Box::new(simclr::SimClr::new(cfg, shape, vb)?),
+        MethodName::Moco => Box::new(moco::Moco::new(cfg, shape, params, dev)?),
+        MethodName::Byol => Box::new(byol::Byol::new(cfg, shape, params, dev)?),
+        MethodName::SimSiam => Box::new(simsiam::SimSiam::new(cfg, shape, vb)?),
+        MethodName::Barlow => Box::new(barlow::Barlow::new(cfg, shape, vb)?),
+        MethodName::VicReg => Box::new(vicreg::VicReg::new(cfg, shape, vb)?),
+        MethodName::Dino => Box::new(dino::Dino::new(cfg, shape, params, dev)?),
+        MethodName::Mae => Box::new(mae::Mae::new(cfg, shape, vb)?),
+        MethodName::Jigsaw => Box::new(jigsaw::Jigsaw::new(cfg, shape, vb)?),
+        MethodName::Colorization => Box::new(colorization::Colorization::new(cfg, shape, vb)?),
     })
+}
+
+/// The checkpoint entries `teacher.{name}` of an EMA teacher.
+fn teacher_state(teacher: &EmaTeacher) -> HashMap<String, Tensor> {
+    teacher.named_tensors().into_iter().map(|(n, t)| (format!("teacher.{n}"), t)).collect()
+}
+
+/// Writes the entries of [`teacher_state`] back into `teacher`'s tensors, in
+/// place (so the teacher models built from it see them).
+fn load_teacher_state(teacher: &EmaTeacher, state: &HashMap<String, Tensor>) -> Result<()> {
+    for (name, t) in teacher.named_tensors() {
+        let key = format!("teacher.{name}");
+        let Some(saved) = state.get(&key) else {
+            candle_core::bail!("method state: {key} missing from the checkpoint");
+        };
+        if saved.dims() != t.dims() {
+            candle_core::bail!("method state: {key} has shape {:?}, the teacher needs {:?}", saved.dims(), t.dims());
+        }
+        let new = saved.to_dtype(t.dtype())?.to_device(t.device())?.contiguous()?;
+        t.flatten_all()?.slice_set(&new.flatten_all()?, 0, 0)?;
+    }
+    Ok(())
 }
 
 /// A pretraining run: parameters, method, optimiser, schedule and progress.
@@ -216,7 +329,7 @@ impl Pretrainer {
     pub fn new(config: PretrainConfig, image_shape: (usize, usize, usize), dev: &Device) -> Result<Self> {
         config.check()?;
         let params = Params::new(derive_seed(config.seed, "init"));
-        let method = build_method(&config, image_shape, params.builder(dev), dev)?;
+        let method = build_method(&config, image_shape, &params, dev)?;
         let opt = config.optimizer.build(params.named_trainable_vars())?;
         let schedule = Schedule::WarmupCosine {
             peak: config.optimizer.lr,
@@ -364,15 +477,66 @@ impl Pretrainer {
 mod tests {
     use super::*;
 
-    fn tiny(method: MethodName) -> PretrainConfig {
+    /// A tiny configuration of `method` for tests (a 2-layer CNN, or a
+    /// 1-block ViT for MAE; batch 8; 6 planned steps; a 64-key MoCo queue).
+    pub(super) fn tiny(method: MethodName) -> PretrainConfig {
         let mut cfg = PretrainConfig::for_method(method);
-        cfg.encoder = EncoderConfig::Cnn(crate::nn::CnnConfig { in_channels: 1, widths: vec![4, 8] });
+        cfg.encoder = match method {
+            MethodName::Mae => EncoderConfig::Vit(crate::nn::VitConfig {
+                image_size: 28,
+                patch_size: 7,
+                in_channels: 1,
+                dim: 16,
+                depth: 1,
+                heads: 2,
+                mlp_ratio: 2.0,
+                cls_token: true,
+            }),
+            _ => EncoderConfig::Cnn(crate::nn::CnnConfig { in_channels: 1, widths: vec![4, 8] }),
+        };
         cfg.batch_size = 8;
         cfg.steps = 6;
         cfg.warmup_steps = 2;
         cfg.head_hidden = 16;
         cfg.head_out = 8;
+        cfg.queue_size = 64;
         cfg
+    }
+
+    /// Trains `tiny(method)` (with `steps` planned steps and any changes by
+    /// `edit`) for `steps` steps on 64 shapes; returns the run.
+    pub(super) fn train_tiny(method: MethodName, steps: usize, edit: impl FnOnce(&mut PretrainConfig)) -> Pretrainer {
+        let data = crate::data::shapes(64, 0).unwrap();
+        let mut cfg = tiny(method);
+        cfg.steps = steps;
+        edit(&mut cfg);
+        let mut run = Pretrainer::new(cfg, (1, 28, 28), &Device::Cpu).unwrap();
+        run.train_for(steps, &data).unwrap();
+        run
+    }
+
+    /// Mean of the first and of the last `k` losses (after checking all are finite).
+    pub(super) fn first_last(run: &Pretrainer, k: usize) -> (f64, f64) {
+        let l = &run.history().loss;
+        assert!(l.iter().all(|v| v.is_finite()), "non-finite loss in {l:?}");
+        let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
+        (mean(&l[..k]), mean(&l[l.len() - k..]))
+    }
+
+    /// `embedding_std` of the run's features on 64 shapes.
+    pub(super) fn feature_std(run: &Pretrainer) -> f64 {
+        let data = crate::data::shapes(64, 1).unwrap();
+        crate::eval::embedding_std(&run.features(&data.images).unwrap()).unwrap()
+    }
+
+    /// `feature_std` after training divided by `feature_std` of the same run
+    /// before training (the tiny CNN has no batch norm, so its initial
+    /// features are already nearly parallel: a collapse shows as a ratio → 0).
+    pub(super) fn feature_std_ratio(run: &Pretrainer) -> f64 {
+        let fresh = Pretrainer::new(run.config().clone(), (1, 28, 28), &Device::Cpu).unwrap();
+        let (after, before) = (feature_std(run), feature_std(&fresh));
+        assert!(before > 0.0 && after.is_finite());
+        after / before
     }
 
     #[test]
@@ -391,6 +555,11 @@ mod tests {
         let dev = Device::Cpu;
         let data = crate::data::shapes(32, 0).unwrap();
         for m in MethodName::ALL {
+            if m == MethodName::Colorization {
+                // needs colour images; its resume path has no state beyond the
+                // parameters, and its 1-channel error is tested in colorization.rs
+                continue;
+            }
             let cfg = tiny(m);
             let mut straight = Pretrainer::new(cfg.clone(), (1, 28, 28), &dev).unwrap();
             straight.train_for(6, &data).unwrap();

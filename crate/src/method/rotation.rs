@@ -1,6 +1,6 @@
 //! Rotation prediction (RotNet).
 //!
-//! [0] S. Gidaris, P. Singh, N. Komodakis, "Unsupervised Representation
+//! \[0\] S. Gidaris, P. Singh, N. Komodakis, "Unsupervised Representation
 //!     Learning by Predicting Image Rotations", 2018, arXiv:1803.07728.
 //!
 //! ```text

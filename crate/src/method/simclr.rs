@@ -1,8 +1,8 @@
 //! SimCLR: contrast two augmented views of each image against all others.
 //!
-//! [0] T. Chen, S. Kornblith, M. Norouzi, G. Hinton, "A Simple Framework for
+//! \[0\] T. Chen, S. Kornblith, M. Norouzi, G. Hinton, "A Simple Framework for
 //!     Contrastive Learning of Visual Representations", 2020, arXiv:2002.05709.
-//! [1] lightly's `examples/pytorch/simclr.py`.
+//! \[1\] lightly's `examples/pytorch/simclr.py`.
 //!
 //! ```text
 //! x₁ = t(x), x₂ = t'(x)           t, t' ~ the augmentation family (crop, flip, jitter, blur)

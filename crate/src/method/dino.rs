@@ -1,0 +1,198 @@
+//! DINO: self-distillation with no labels, over multi-crop views.
+//!
+//! \[0\] M. Caron, H. Touvron, I. Misra, H. Jégou, J. Mairal, P. Bojanowski,
+//!     A. Joulin, "Emerging Properties in Self-Supervised Vision
+//!     Transformers", 2021, arXiv:2104.14294.
+//! \[1\] github.com/facebookresearch/dino; lightly's `examples/pytorch/dino.py`.
+//!
+//! ```text
+//! views: 2 global crops x_g (full size) + n local crops x_l (about half size)
+//! student  s = h(f(x))  on every view;   teacher  t = h_ξ(f_ξ(x_g))  on the global views only
+//! P_t = softmax((t − c) / τ_t),   log P_s = log_softmax(s / τ_s)
+//! L = Σ_{t ∈ global} Σ_{v ≠ t} −P_t · log P_s(v)  / #pairs          Algorithm 1 of [0]
+//! ξ ← m_k ξ + (1 − m_k) θ     (cosine schedule from cfg.ema_momentum to 1)
+//! c ← 0.9 c + 0.1 mean(t)     (after each step)
+//! τ_s = 0.1,  τ_t = 0.04
+//! ```
+//!
+//! Choices: 4 local views of `⌊H/2⌋` pixels (the encoder must accept both
+//! sizes: [`crate::nn::SmallCnn`] pools globally); 4 · `head_out` prototypes
+//! (the head's output width) with a `head_out` bottleneck; no teacher
+//! temperature warm-up. The teacher copies every student tensor, and its
+//! batch norm (if any) uses batch statistics. Logged metric: the entropy (in
+//! nats) of the mean teacher distribution — high means the prototypes are
+//! used evenly (no collapse to one prototype).
+//!
+//! The checkpointed state holds the teacher's tensors and the center.
+
+use super::{load_teacher_state, teacher_state, Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
+use crate::augment::{dino as dino_augment, MultiCrop};
+use crate::loss::{dino, dino_update_center};
+use crate::nn::{cosine_momentum, dino_head, DinoHead, EmaTeacher, Params};
+use crate::rng::SeededRng;
+use candle_core::{DType, Device, ModuleT, Result, Tensor, D};
+use std::collections::HashMap;
+
+/// Student temperature τ_s of \[0\].
+pub const DINO_STUDENT_TEMP: f64 = 0.1;
+/// Teacher temperature τ_t of \[0\].
+pub const DINO_TEACHER_TEMP: f64 = 0.04;
+/// Momentum of the center update of \[0\].
+pub const DINO_CENTER_MOMENTUM: f64 = 0.9;
+/// Number of local crops.
+pub const DINO_LOCAL_VIEWS: usize = 4;
+
+/// DINO: student encoder `enc.*` and head `head.*`, their EMA teacher, and the center.
+pub struct Dino {
+    params: Params,
+    encoder: Encoder,
+    head: DinoHead,
+    teacher: EmaTeacher,
+    teacher_encoder: Encoder,
+    teacher_head: DinoHead,
+    center: Tensor,
+    pending: Option<Vec<Tensor>>,
+    augment: MultiCrop,
+    base_tau: f64,
+}
+
+impl Dino {
+    /// Builds the student in `params`, the teacher from an [`EmaTeacher`] copy,
+    /// a zero center and the multi-crop augmentation (global views of the
+    /// image size, local views of half of it).
+    pub fn new(cfg: &PretrainConfig, shape: (usize, usize, usize), params: &Params, dev: &Device) -> Result<Self> {
+        let size = shape.1.min(shape.2);
+        if size < 8 {
+            candle_core::bail!("dino needs images of at least 8×8 pixels for its local crops, got shape {shape:?}");
+        }
+        let vb = params.builder(dev);
+        let enc_cfg = EncoderConfig::with_in_channels(&cfg.encoder, shape.0);
+        let encoder = enc_cfg.init(vb.pp("enc"))?;
+        let f = encoder.feature_dim();
+        let out = 4 * cfg.head_out;
+        let head = dino_head(f, cfg.head_hidden, cfg.head_out, out, vb.pp("head"))?;
+        let teacher = EmaTeacher::new(params)?;
+        let tb = teacher.builder(dev);
+        let teacher_encoder = enc_cfg.init(tb.pp("enc"))?;
+        let teacher_head = dino_head(f, cfg.head_hidden, cfg.head_out, out, tb.pp("head"))?;
+        Ok(Self {
+            params: params.clone(),
+            encoder,
+            head,
+            teacher,
+            teacher_encoder,
+            teacher_head,
+            center: Tensor::zeros((1, out), DType::F32, dev)?,
+            pending: None,
+            augment: dino_augment(size, size / 2, DINO_LOCAL_VIEWS),
+            base_tau: cfg.ema_momentum,
+        })
+    }
+
+    /// The teacher's tensors (an EMA of the student's; never trained).
+    pub fn teacher(&self) -> &EmaTeacher {
+        &self.teacher
+    }
+
+    /// The center subtracted from the teacher's outputs, `(1, out)`.
+    pub fn center(&self) -> &Tensor {
+        &self.center
+    }
+}
+
+impl Method for Dino {
+    fn metric_name(&self) -> &'static str {
+        "teacher entropy"
+    }
+
+    fn loss(&mut self, images: &Tensor, rng: &mut SeededRng) -> Result<StepOutput> {
+        let b = images.dim(0)?;
+        let views = self.augment.views(images, rng)?;
+        let ng = self.augment.n_global;
+        let globals = Tensor::cat(&views[..ng], 0)?;
+        let s_global = self.head.forward_t(&self.encoder.forward_t(&globals, true)?, true)?;
+        let mut student: Vec<Tensor> = (0..ng).map(|i| s_global.narrow(0, i * b, b)).collect::<Result<_>>()?;
+        if views.len() > ng {
+            let locals = Tensor::cat(&views[ng..], 0)?;
+            let s_local = self.head.forward_t(&self.encoder.forward_t(&locals, true)?, true)?;
+            for i in 0..views.len() - ng {
+                student.push(s_local.narrow(0, i * b, b)?);
+            }
+        }
+        let t = self.teacher_head.forward_t(&self.teacher_encoder.forward_t(&globals, true)?, true)?.detach();
+        let teacher: Vec<Tensor> = (0..ng).map(|i| t.narrow(0, i * b, b)).collect::<Result<_>>()?;
+        let loss = dino(&student, &teacher, &self.center, DINO_STUDENT_TEMP, DINO_TEACHER_TEMP)?;
+        let p = candle_nn::ops::softmax(&(t.broadcast_sub(&self.center)? / DINO_TEACHER_TEMP)?, D::Minus1)?.mean(0)?;
+        let entropy = (p.clamp(1e-12, 1.0)?.log()? * &p)?.sum_all()?.neg()?.to_scalar::<f32>()?;
+        self.pending = Some(teacher);
+        Ok(StepOutput { loss, metric: f64::from(entropy) })
+    }
+
+    fn after_step(&mut self, k: usize, total: usize) -> Result<()> {
+        self.teacher.ema_update(&self.params, cosine_momentum(k + 1, total, self.base_tau))?;
+        if let Some(t) = self.pending.take() {
+            self.center = dino_update_center(&self.center, &t, DINO_CENTER_MOMENTUM)?;
+        }
+        Ok(())
+    }
+
+    fn encode(&self, images: &Tensor, train: bool) -> Result<Tensor> {
+        self.encoder.forward_t(images, train)
+    }
+
+    fn feature_dim(&self) -> usize {
+        self.encoder.feature_dim()
+    }
+
+    /// The teacher's tensors (`teacher.*`) and the center (`center`).
+    fn state(&self) -> HashMap<String, Tensor> {
+        let mut s = teacher_state(&self.teacher);
+        s.insert("center".into(), self.center.clone());
+        s
+    }
+
+    fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
+        load_teacher_state(&self.teacher, state)?;
+        match state.get("center") {
+            Some(c) if c.dims() == self.center.dims() => {
+                self.center = c.to_dtype(DType::F32)?.to_device(self.center.device())?;
+                Ok(())
+            }
+            Some(c) => candle_core::bail!("dino state: center has shape {:?}, expected {:?}", c.dims(), self.center.dims()),
+            None => candle_core::bail!("dino state: center missing from the checkpoint"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{feature_std_ratio, first_last, tiny, train_tiny};
+    use super::*;
+    use crate::method::MethodName;
+
+    #[test]
+    fn dino_trains_moves_its_center_and_its_teacher_is_not_trainable() {
+        let run = train_tiny(MethodName::Dino, 20, |_| {});
+        // the loss rises while the teacher sharpens; check for collapse instead:
+        // neither one prototype (entropy 0) nor uniform (entropy ln 32)
+        let _ = first_last(&run, 5);
+        let h = *run.history().metric.last().unwrap();
+        assert!(h > 0.3 && h < 0.95 * 32f64.ln(), "dino teacher entropy {h}");
+        let ratio = feature_std_ratio(&run);
+        assert!(ratio > 0.5, "dino features collapsed: embedding_std fell to {ratio} of its initial value");
+        let dev = Device::Cpu;
+        let params = Params::new(0);
+        let mut m = Dino::new(&tiny(MethodName::Dino), (1, 28, 28), &params, &dev).unwrap();
+        let ids: Vec<_> = params.named_trainable_vars().iter().map(|(_, v)| v.as_tensor().id()).collect();
+        assert!(!m.teacher().is_empty());
+        for (n, t) in m.teacher().named_tensors() {
+            assert!(!t.is_variable() && !ids.contains(&t.id()), "teacher tensor {n} is trainable");
+        }
+        // one step moves the center off zero
+        let x = crate::data::shapes(8, 0).unwrap().images;
+        m.loss(&x, &mut SeededRng::new(0)).unwrap();
+        m.after_step(0, 10).unwrap();
+        let c: f32 = m.center().abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
+        assert!(c > 0.0 && m.center().dims() == [1, 32]);
+    }
+}

@@ -1,0 +1,82 @@
+//! SimSiam: predict the stop-gradient projection of the other view.
+//!
+//! \[0\] X. Chen, K. He, "Exploring Simple Siamese Representation Learning",
+//!     2020, arXiv:2011.10566.
+//! \[1\] lightly's `examples/pytorch/simsiam.py`.
+//!
+//! ```text
+//! z = g(f(x)),  p = h(z)                    f encoder, g projector, h predictor
+//! D(p, z) = −⟨p, stopgrad(z)⟩ / (‖p‖ ‖z‖)   eq. (1) of [0]
+//! L = ½ D(p₁, z₂) + ½ D(p₂, z₁)             eq. (2)–(3)
+//! ```
+//!
+//! No negatives and no momentum teacher: the stop-gradient (inside
+//! [`negative_cosine`]) and the predictor prevent collapse. Augmentations:
+//! [`crate::augment::simclr`]. Logged metric: the mean cosine similarity −L.
+
+use super::{Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
+use crate::augment::{simclr, Compose, Transform};
+use crate::loss::negative_cosine;
+use crate::nn::{simsiam_prediction_head, simsiam_projection_head, ProjectionHead};
+use crate::rng::SeededRng;
+use candle_core::{ModuleT, Result, Tensor};
+use candle_nn::VarBuilder;
+
+/// SimSiam: encoder `enc.*`, projector `proj.*`, predictor `pred.*`.
+pub struct SimSiam {
+    encoder: Encoder,
+    projector: ProjectionHead,
+    predictor: ProjectionHead,
+    augment: Compose,
+}
+
+impl SimSiam {
+    /// Builds the encoder, the projector (`head_hidden → head_out`) and the
+    /// bottleneck predictor (`head_out → head_out / 2 → head_out`, at least 4 wide).
+    pub fn new(cfg: &PretrainConfig, shape: (usize, usize, usize), vb: VarBuilder) -> Result<Self> {
+        let encoder = EncoderConfig::with_in_channels(&cfg.encoder, shape.0).init(vb.pp("enc"))?;
+        let projector = simsiam_projection_head(encoder.feature_dim(), cfg.head_hidden, cfg.head_out, vb.pp("proj"))?;
+        let predictor = simsiam_prediction_head(cfg.head_out, (cfg.head_out / 2).max(4), cfg.head_out, vb.pp("pred"))?;
+        Ok(Self { encoder, projector, predictor, augment: simclr(shape.1.min(shape.2)) })
+    }
+}
+
+impl Method for SimSiam {
+    fn metric_name(&self) -> &'static str {
+        "prediction cosine"
+    }
+
+    fn loss(&mut self, images: &Tensor, rng: &mut SeededRng) -> Result<StepOutput> {
+        let b = images.dim(0)?;
+        let views = Tensor::cat(&[self.augment.apply(images, rng)?, self.augment.apply(images, rng)?], 0)?;
+        let z = self.projector.forward_t(&self.encoder.forward_t(&views, true)?, true)?;
+        let p = self.predictor.forward_t(&z, true)?;
+        let (z1, z2) = (z.narrow(0, 0, b)?, z.narrow(0, b, b)?);
+        let (p1, p2) = (p.narrow(0, 0, b)?, p.narrow(0, b, b)?);
+        let loss = ((negative_cosine(&p1, &z2)? + negative_cosine(&p2, &z1)?)? * 0.5)?;
+        let metric = -f64::from(loss.to_scalar::<f32>()?);
+        Ok(StepOutput { loss, metric })
+    }
+
+    fn encode(&self, images: &Tensor, train: bool) -> Result<Tensor> {
+        self.encoder.forward_t(images, train)
+    }
+
+    fn feature_dim(&self) -> usize {
+        self.encoder.feature_dim()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{feature_std_ratio, first_last, train_tiny};
+    use crate::method::MethodName;
+
+    #[test]
+    fn simsiam_trains_without_collapse() {
+        let run = train_tiny(MethodName::SimSiam, 25, |_| {});
+        let _ = first_last(&run, 5); // finite
+        let ratio = feature_std_ratio(&run);
+        assert!(ratio > 0.5, "simsiam features collapsed: embedding_std fell to {ratio} of its initial value");
+    }
+}
