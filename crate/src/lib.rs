@@ -12,15 +12,15 @@
 //! | [`config`] | the run profile (`SSLAB_PROFILE=smoke|cpu|gpu`) and each experiment's sizes |
 //! | [`device`] | CPU/CUDA selection |
 //! | [`rng`] | the seeded random generator behind initialisation, data order and augmentation |
-//! | [`data`] | embedded synthetic images, MNIST-format IDX files, the data folder |
+//! | [`data`] | data specs (`shapes`, `idx:DIR`, `ucr:DIR/NAME`, `text:FILE`, synthetic text/series/video), IDX, UCR `.ts` and text loaders, tokenizers |
 //! | [`augment`] | seeded augmentations and multi-view pipelines |
-//! | [`pretext`] | pretext tasks T: x → (x̃, y): rotation, masking |
-//! | [`nn`] | seeded parameters, the small CNN encoder, linear heads |
-//! | [`loss`] | InfoNCE and cross-entropy |
-//! | [`train`] | optimiser settings, step-budgeted training loops, loss history |
-//! | [`eval`] | linear probe, label-efficiency sweep |
+//! | [`pretext`] | pretext tasks T: x → (x̃, y) for images (rotation, jigsaw, colorization, context, MAE masking), text (BERT masking, causal LM, NSP, skip-gram, CBOW), sequences (masked steps, order verification, CPC) and video (frame order) |
+//! | [`nn`] | seeded parameters; small CNN, ResNet, ViT (+ MAE decoder), text and sequence transformers, 1-D CNN; projection/prediction heads; EMA teacher; MoCo queue; differentiable softmax/layer norm; fast im2col convolution |
+//! | [`loss`] | contrastive (InfoNCE, NT-Xent, MoCo, CLIP), distillation (SimSiam, BYOL, DINO) and redundancy-reduction (Barlow Twins, VICReg) losses, cross-entropy |
+//! | [`train`] | SGD/LARS/AdamW with checkpointable state, warm-up + cosine schedules, step samplers, atomic checkpoints, loss history |
+//! | [`eval`] | linear probe, weighted k-NN, fine-tuning, label-efficiency sweep, collapse diagnostics |
 //! | [`method`] | pretraining methods (RotNet … DINO) and the resumable [`method::Pretrainer`] |
-//! | [`plot`] | figures and tables that display inline in Jupyter (evcxr) |
+//! | [`plot`] | loss curves, image grids, PCA scatter, heatmaps and attention maps, tables: inline in Jupyter (evcxr), saved as SVG/PNG |
 //! | [`course`] | chapter material: tables, timelines and knowledge checks |
 //!
 //! The `sslab` binary ([`cli`]) runs the same code from the command line.
@@ -61,12 +61,15 @@ pub use candle_core::{Error, Result};
 
 /// Everything a notebook's setup cell needs, in one `use sslab::prelude::*;`.
 pub mod prelude {
+    pub use crate::augment::{Compose, Transform, TwoViews};
     pub use crate::config::{Profile, WhySslConfig};
-    pub use crate::data::{data_dir, ImageDataset};
+    pub use crate::data::{data_dir, DataSpec, ImageDataset, SeriesDataset, TextCorpus, Tokenizer, TokenizerKind};
     pub use crate::device::{device, DeviceChoice};
-    pub use crate::loss::info_nce;
-    pub use crate::nn::{Params, SmallCnn};
-    pub use crate::plot::{ImageGrid, LinePlot, Table};
+    pub use crate::eval::{collapse_report, knn_accuracy, linear_probe, KnnConfig, ProbeConfig};
+    pub use crate::loss::{barlow_twins, byol, clip, dino, info_nce, moco, negative_cosine, nt_xent, vicreg};
+    pub use crate::method::{MethodName, PretrainConfig, Pretrainer};
+    pub use crate::nn::{EmaTeacher, MocoQueue, Params, ResNetConfig, SmallCnn, VitConfig};
+    pub use crate::plot::{Heatmap, ImageGrid, LinePlot, ScatterPlot, Table};
     pub use crate::rng::SeededRng;
-    pub use candle_core::{DType, Device, Module, Tensor, D};
+    pub use candle_core::{DType, Device, Module, ModuleT, Tensor, D};
 }

@@ -128,7 +128,7 @@ mod tests {
         let dev = Device::Cpu;
         let (train, test) = crate::data::load_images("shapes", 300, 0).unwrap();
         let params = Params::new(1);
-        let enc = CnnConfig { in_channels: 1, widths: vec![16, 32, 64] }.init(params.builder(&dev).pp("enc")).unwrap();
+        let enc = CnnConfig { in_channels: 1, widths: vec![16, 32, 64], batch_norm: false }.init(params.builder(&dev).pp("enc")).unwrap();
         let encode = |x: &Tensor, t: bool| enc.forward_t(x, t);
         let cfg = ClassifierConfig { steps: 100, batch_size: 32, lr: 3e-3, weight_decay: 0.0 };
         let r = fit_classifier(&encode, params.named_vars(), enc.feature_dim(), &train, &test, &cfg, &dev, 0).unwrap();

@@ -26,7 +26,7 @@ use crate::data::ImageDataset;
 use crate::loss::{accuracy, cross_entropy};
 use crate::nn::{linear, Params};
 use crate::train::{finite_loss, TrainConfig};
-use candle_core::{Device, Module, Result, Tensor, D};
+use candle_core::{Device, Module, ModuleT, Result, Tensor, D};
 use serde::{Deserialize, Serialize};
 
 /// Representations `f(x)` of every image, computed in batches without
@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// # Shapes
 /// images `(N, C, H, W)` → `(N, F)`.
-pub fn features<M: Module>(encoder: &M, images: &Tensor, dev: &Device, batch: usize) -> Result<Tensor> {
+pub fn features<M: ModuleT>(encoder: &M, images: &Tensor, dev: &Device, batch: usize) -> Result<Tensor> {
     let n = images.dim(0)?;
     if n == 0 {
         candle_core::bail!("features: no images");
@@ -43,7 +43,7 @@ pub fn features<M: Module>(encoder: &M, images: &Tensor, dev: &Device, batch: us
     for start in (0..n).step_by(batch.max(1)) {
         let len = batch.max(1).min(n - start);
         let x = images.narrow(0, start, len)?.to_device(dev)?;
-        out.push(encoder.forward(&x)?.detach().to_device(&Device::Cpu)?);
+        out.push(encoder.forward_t(&x, false)?.detach().to_device(&Device::Cpu)?);
     }
     Tensor::cat(&out, 0)
 }
@@ -136,7 +136,7 @@ pub fn linear_probe(
 }
 
 /// Accuracy of `head(encoder(x))` on a data set, in batches of 500.
-pub fn classifier_accuracy<E: Module, H: Module>(encoder: &E, head: &H, data: &ImageDataset, dev: &Device) -> Result<f64> {
+pub fn classifier_accuracy<E: ModuleT, H: Module>(encoder: &E, head: &H, data: &ImageDataset, dev: &Device) -> Result<f64> {
     let feats = features(encoder, &data.images, dev, 500)?.to_device(dev)?;
     let logits = head.forward(&feats)?;
     let pred: Vec<u32> = logits.argmax(D::Minus1)?.to_vec1()?;

@@ -222,7 +222,7 @@ mod tests {
             c.ema_momentum = 0.9;
             c.temperature = 0.1;
             c.optimizer = crate::train::OptimizerConfig::adamw(5e-3, 1e-4);
-            c.encoder = EncoderConfig::Cnn(crate::nn::CnnConfig { in_channels: 1, widths: vec![8, 16] });
+            c.encoder = EncoderConfig::Cnn(crate::nn::CnnConfig { in_channels: 1, widths: vec![8, 16], batch_norm: false });
         });
         let _ = first_last(&run, 5);
         let l = &run.history().loss;

@@ -492,7 +492,7 @@ mod tests {
                 mlp_ratio: 2.0,
                 cls_token: true,
             }),
-            _ => EncoderConfig::Cnn(crate::nn::CnnConfig { in_channels: 1, widths: vec![4, 8] }),
+            _ => EncoderConfig::Cnn(crate::nn::CnnConfig { in_channels: 1, widths: vec![4, 8], batch_norm: false }),
         };
         cfg.batch_size = 8;
         cfg.steps = 6;

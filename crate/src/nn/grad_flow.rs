@@ -39,8 +39,12 @@ fn nn_grad_flow_every_model_and_head_trains_every_parameter() {
         bad.extend(dead(name, &p, &out));
     };
     run("small_cnn", &|p| {
-        let m = CnnConfig { in_channels: 2, widths: vec![4, 8] }.init(p.builder(&dev)).unwrap();
+        let m = CnnConfig { in_channels: 2, widths: vec![4, 8], batch_norm: false }.init(p.builder(&dev)).unwrap();
         m.forward(&img).unwrap()
+    });
+    run("small_cnn_bn", &|p| {
+        let m = CnnConfig { in_channels: 2, widths: vec![4, 8], batch_norm: true }.init(p.builder(&dev)).unwrap();
+        m.forward_t(&img, true).unwrap()
     });
     run("resnet", &|p| {
         let m = ResNetConfig { in_channels: 2, widths: vec![4, 8], blocks: vec![1, 1] }.init(p.builder(&dev)).unwrap();

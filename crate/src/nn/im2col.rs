@@ -14,7 +14,7 @@
 //! onto the image). Both are custom ops whose backward is the other, so
 //! autodiff works through them to any order.
 //!
-//! [0] K. Chellapilla, S. Puri, P. Simard, "High Performance Convolutional
+//! \[0\] K. Chellapilla, S. Puri, P. Simard, "High Performance Convolutional
 //!     Neural Networks for Document Processing", 2006 (the im2col lowering).
 //!
 //! (Candle's own backward also fails with a shape error for stride 2 on

@@ -18,7 +18,7 @@
 
 use super::batch_norm::{batch_norm, BatchNorm};
 use super::expect_rank;
-use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::init::{FanInOut, NonLinearity, NormalOrUniform};
 use candle_nn::{Conv2d, Conv2dConfig, Init, VarBuilder};
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,13 @@ impl ResNetConfig {
     pub fn init(&self, vb: VarBuilder) -> Result<ResNet> {
         resnet(self, vb)
     }
+}
+
+/// Runs `c` through the crate's [`conv2d`](super::conv2d) (fast CPU backward;
+/// Candle's own fails for stride 2 on even-sized inputs).
+fn conv_fwd(c: &Conv2d, x: &Tensor) -> Result<Tensor> {
+    let cfg = c.config();
+    super::conv2d(x, c.weight(), c.bias(), cfg.padding, cfg.stride)
 }
 
 fn conv(c_in: usize, c_out: usize, k: usize, stride: usize, vb: VarBuilder) -> Result<Conv2d> {
@@ -85,10 +92,10 @@ impl ModuleT for BasicBlock {
     /// # Shapes
     /// `(B, C_in, H, W)` → `(B, C_out, ⌈H/s⌉, ⌈W/s⌉)`.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
-        let y = self.bn2.forward_t(&self.conv2.forward(&y)?, train)?;
+        let y = self.bn1.forward_t(&conv_fwd(&self.conv1, x)?, train)?.relu()?;
+        let y = self.bn2.forward_t(&conv_fwd(&self.conv2, &y)?, train)?;
         let s = match &self.shortcut {
-            Some((c, bn)) => bn.forward_t(&c.forward(x)?, train)?,
+            Some((c, bn)) => bn.forward_t(&conv_fwd(c, x)?, train)?,
             None => x.clone(),
         };
         (y + s)?.relu()
@@ -138,7 +145,7 @@ impl ModuleT for ResNet {
         if x.dim(1)? != self.in_channels {
             candle_core::bail!("ResNet expects (B, {}, H, W), got shape {:?}", self.in_channels, x.dims());
         }
-        let mut y = self.stem_bn.forward_t(&self.stem.forward(x)?, train)?.relu()?;
+        let mut y = self.stem_bn.forward_t(&conv_fwd(&self.stem, x)?, train)?.relu()?;
         for b in &self.blocks {
             y = b.forward_t(&y, train)?;
         }

@@ -19,7 +19,7 @@ use crate::loss::{accuracy, cross_entropy};
 use crate::nn::{Linear, Params, SmallCnn};
 use crate::pretext::rotation_batch;
 use crate::rng::SeededRng;
-use candle_core::{Device, Module, Result, Tensor};
+use candle_core::{Device, Module, ModuleT, Result, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
@@ -163,7 +163,7 @@ pub fn pretrain_rotation(
     for step in 1..=cfg.steps {
         let (x, _) = data.batch(&sampler.next_batch(cfg.batch_size), dev)?;
         let (xr, y) = rotation_batch(&x)?;
-        let logits = head.forward(&encoder.forward(&xr)?)?;
+        let logits = head.forward(&encoder.forward_t(&xr, true)?)?;
         let loss = cross_entropy(&logits, &y)?;
         let l = finite_loss(&loss, step, "rotation pretraining")?;
         opt.backward_step(&loss)?;
@@ -187,7 +187,7 @@ pub fn train_supervised(
     let mut history = History::new("supervised training", "train accuracy");
     for step in 1..=cfg.steps {
         let (x, y) = data.batch(&sampler.next_batch(cfg.batch_size), dev)?;
-        let logits = head.forward(&encoder.forward(&x)?)?;
+        let logits = head.forward(&encoder.forward_t(&x, true)?)?;
         let loss = cross_entropy(&logits, &y)?;
         let l = finite_loss(&loss, step, "supervised training")?;
         opt.backward_step(&loss)?;
@@ -238,7 +238,7 @@ mod tests {
         let data = crate::data::shapes(64, 0).unwrap();
         let params = Params::new(0);
         let vb = params.builder(&dev);
-        let cfg_cnn = CnnConfig { in_channels: 1, widths: vec![8, 16] };
+        let cfg_cnn = CnnConfig { in_channels: 1, widths: vec![8, 16], batch_norm: false };
         let enc = cfg_cnn.init(vb.pp("enc")).unwrap();
         let head = linear(enc.feature_dim(), 4, vb.pp("head")).unwrap();
         // gradient flow: every parameter receives a non-zero gradient

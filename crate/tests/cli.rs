@@ -1,0 +1,107 @@
+//! End-to-end tests of the `sslab` binary: happy paths print one JSON line
+//! last; bad input prints a one-line `error:` and exits non-zero, never a
+//! panic or a backtrace.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn sslab(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_sslab"))
+        .args(args)
+        .env("SSLAB_DEVICE", "cpu")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("the sslab binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sslab-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Exit code 1 and a single `error:` line naming `needle`.
+fn assert_clean_error(args: &[&str], needle: &str) {
+    let (code, _, err) = sslab(args);
+    assert_eq!(code, 1, "{args:?}: exit code {code}, stderr {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    let last = lines.last().copied().unwrap_or_default();
+    assert!(last.starts_with("error: ") && last.contains(needle), "{args:?}: {err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace") && !err.contains("   0: "), "{args:?}: {err}");
+}
+
+#[test]
+fn pretrain_probe_and_supervised_print_json_last() {
+    let out = scratch("run");
+    let o = out.to_str().unwrap();
+    let common = ["--data", "shapes", "--examples", "80"];
+    let (code, stdout, err) =
+        sslab(&[&["pretrain", "--method", "rotation", "--steps", "2", "--batch-size", "8", "--out", o], &common[..]].concat());
+    assert_eq!(code, 0, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["steps"], 2);
+    assert!(out.join("config.json").exists() && out.join("model.safetensors").exists());
+    // an existing checkpoint is never overwritten silently
+    assert_clean_error(&[&["pretrain", "--method", "rotation", "--steps", "2", "--out", o], &common[..]].concat(), "--resume");
+    // … but can be resumed
+    let (code, stdout, err) = sslab(
+        &[&["pretrain", "--method", "rotation", "--steps", "3", "--batch-size", "8", "--resume", "--out", o], &common[..]].concat(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("\"steps\":3"), "{stdout}");
+    for classifier in ["linear", "knn"] {
+        let (code, stdout, err) = sslab(
+            &[&["probe", "--checkpoint", o, "--labels-per-class", "2", "--classifier", classifier], &common[..]].concat(),
+        );
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        let acc = v["accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "{v}");
+        assert_eq!(v["protocol"]["labels_per_class"], 2);
+        assert_eq!(v["protocol"]["train_examples"], 20);
+        assert_eq!(v["protocol"]["classifier"], classifier);
+    }
+    let (code, stdout, err) = sslab(&[&["supervised", "--labels-per-class", "2", "--steps", "2"], &common[..]].concat());
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(v["protocol"]["steps"], 2);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn bad_input_gets_a_one_line_error() {
+    // unknown method: rejected while parsing the command line (exit 2)
+    let (code, _, err) = sslab(&["pretrain", "--method", "simclear", "--data", "shapes", "--out", "/tmp/x"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown method \"simclear\"") && err.contains("simclr") && !err.contains("panicked"), "{err}");
+    // missing data directory
+    assert_clean_error(
+        &["probe", "--random-init", "--method", "simclr", "--data", "idx:/no/such/dir", "--labels-per-class", "1"],
+        "/no/such/dir",
+    );
+    // unknown data spec
+    assert_clean_error(&["supervised", "--data", "csv:foo", "--labels-per-class", "1"], "csv:foo");
+    // more labels per class than the data has
+    assert_clean_error(&["supervised", "--data", "shapes", "--examples", "30", "--labels-per-class", "50"], "has only");
+    // corrupt IDX file
+    let dir = scratch("corrupt");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("t10k-images-idx3-ubyte"), b"not an idx file").unwrap();
+    std::fs::write(dir.join("t10k-labels-idx1-ubyte"), b"nor this").unwrap();
+    let spec = format!("idx:{}", dir.display());
+    assert_clean_error(&["supervised", "--data", &spec, "--labels-per-class", "1"], "t10k-images-idx3-ubyte");
+    // a checkpoint directory that is not one
+    assert_clean_error(&["probe", "--checkpoint", dir.to_str().unwrap(), "--data", "shapes", "--labels-per-class", "1"], "config.json");
+    // --resume without a checkpoint
+    let out = scratch("none");
+    assert_clean_error(
+        &["pretrain", "--method", "rotation", "--data", "shapes", "--examples", "40", "--resume", "--out", out.to_str().unwrap()],
+        "holds no checkpoint",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
