@@ -56,6 +56,21 @@ pub fn simclr(size: usize) -> Compose {
         .then(blur(size, 0.5))
 }
 
+/// SimCLR's recipe adapted to small gray-scale digits (MNIST-like data).
+///
+/// Random resized crop with scale (0.4, 1) and aspect ratio (3/4, 4/3),
+/// brightness and contrast jitter 0.4 (p = 0.8), Gaussian blur (p = 0.5).
+/// No flip: a mirrored 2, 3, 4, 5, 7 or 9 is not the same digit, so flip
+/// invariance would teach the encoder to confuse classes; no crop below 40%
+/// of the area, which leaves a stroke fragment rather than a digit; no
+/// saturation, hue or grayscale steps, which do nothing on one channel.
+pub fn digits(size: usize) -> Compose {
+    Compose::new()
+        .then(crop(size, (0.4, 1.0)))
+        .then(ColorJitter { brightness: 0.4, contrast: 0.4, saturation: 0.0, hue: 0.0, p: 0.8 })
+        .then(blur(size, 0.5))
+}
+
 fn byol_view(size: usize, blur_p: f64, solarize_p: f64) -> Compose {
     Compose::new()
         .then(crop(size, (0.08, 1.0)))

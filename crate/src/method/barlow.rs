@@ -16,7 +16,7 @@
 //! agree perfectly, dimension by dimension).
 
 use super::{Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
-use crate::augment::{simclr, Compose, Transform};
+use crate::augment::{Compose, Transform};
 use crate::loss::{barlow_twins, cross_correlation};
 use crate::nn::{barlow_twins_projection_head, ProjectionHead};
 use crate::rng::SeededRng;
@@ -38,7 +38,7 @@ impl Barlow {
     pub fn new(cfg: &PretrainConfig, shape: (usize, usize, usize), vb: VarBuilder) -> Result<Self> {
         let encoder = EncoderConfig::with_in_channels(&cfg.encoder, shape.0).init(vb.pp("enc"))?;
         let projector = barlow_twins_projection_head(encoder.feature_dim(), cfg.head_hidden, cfg.head_out, vb.pp("proj"))?;
-        Ok(Self { encoder, projector, augment: simclr(shape.1.min(shape.2)) })
+        Ok(Self { encoder, projector, augment: cfg.augment.pipeline(shape) })
     }
 }
 

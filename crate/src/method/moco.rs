@@ -33,7 +33,7 @@
 //! resumed run is identical to an uninterrupted one.
 
 use super::{load_teacher_state, teacher_state, Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
-use crate::augment::{simclr, Compose, Transform};
+use crate::augment::{Compose, Transform};
 use crate::loss::{accuracy, cross_entropy, moco_logits};
 use crate::nn::{moco_projection_head, EmaTeacher, MocoQueue, Params, ProjectionHead};
 use crate::rng::{derive_seed, SeededRng};
@@ -83,7 +83,7 @@ impl Moco {
             raw_keys: Tensor::zeros((capacity, cfg.head_out), DType::F32, dev)?,
             queue,
             pending: None,
-            augment: simclr(shape.1.min(shape.2)),
+            augment: cfg.augment.pipeline(shape),
             temperature: cfg.temperature,
             momentum: cfg.ema_momentum,
         })

@@ -163,6 +163,35 @@ pub struct PretrainConfig {
     /// MoCo's queue length K (number of negative keys); 0 means 16 × `batch_size`.
     #[serde(default)]
     pub queue_size: usize,
+    /// The augmentations of the two-view methods (SimCLR, MoCo, SimSiam,
+    /// Barlow Twins, VICReg). Absent in old checkpoints: `auto`.
+    #[serde(default)]
+    pub augment: AugmentPreset,
+}
+
+/// The augmentation family of the two-view methods.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AugmentPreset {
+    /// [`Digits`](AugmentPreset::Digits) for one-channel images, [`SimClr`](AugmentPreset::SimClr) otherwise.
+    #[default]
+    Auto,
+    /// [`crate::augment::simclr`]: crop, flip, colour jitter, grayscale, blur.
+    SimClr,
+    /// [`crate::augment::digits`]: crop, brightness/contrast, blur; no flip.
+    Digits,
+}
+
+impl AugmentPreset {
+    /// The pipeline for images of `shape = (C, H, W)`.
+    pub fn pipeline(&self, shape: (usize, usize, usize)) -> crate::augment::Compose {
+        let size = shape.1.min(shape.2);
+        match self {
+            AugmentPreset::Auto if shape.0 == 1 => crate::augment::digits(size),
+            AugmentPreset::Auto | AugmentPreset::SimClr => crate::augment::simclr(size),
+            AugmentPreset::Digits => crate::augment::digits(size),
+        }
+    }
 }
 
 fn default_ema_momentum() -> f64 {
@@ -186,6 +215,7 @@ impl PretrainConfig {
             data: String::new(),
             ema_momentum: default_ema_momentum(),
             queue_size: 0,
+            augment: AugmentPreset::Auto,
         };
         let adamw2 = OptimizerConfig::adamw(2e-3, 1e-4);
         match method {

@@ -13,7 +13,7 @@
 //! the most similar of the 2B − 1 candidates.
 
 use super::{Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
-use crate::augment::{simclr, Compose, Transform};
+use crate::augment::{Compose, Transform};
 use crate::loss::{accuracy, cross_entropy, nt_xent_logits};
 use crate::nn::{simclr_projection_head, ProjectionHead};
 use crate::rng::SeededRng;
@@ -33,7 +33,7 @@ impl SimClr {
     pub fn new(cfg: &PretrainConfig, shape: (usize, usize, usize), vb: VarBuilder) -> Result<Self> {
         let encoder = EncoderConfig::with_in_channels(&cfg.encoder, shape.0).init(vb.pp("enc"))?;
         let head = simclr_projection_head(encoder.feature_dim(), cfg.head_hidden, cfg.head_out, vb.pp("proj"))?;
-        Ok(Self { encoder, head, augment: simclr(shape.1.min(shape.2)), temperature: cfg.temperature })
+        Ok(Self { encoder, head, augment: cfg.augment.pipeline(shape), temperature: cfg.temperature })
     }
 }
 

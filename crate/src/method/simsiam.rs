@@ -15,7 +15,7 @@
 //! [`crate::augment::simclr`]. Logged metric: the mean cosine similarity −L.
 
 use super::{Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
-use crate::augment::{simclr, Compose, Transform};
+use crate::augment::{Compose, Transform};
 use crate::loss::negative_cosine;
 use crate::nn::{simsiam_prediction_head, simsiam_projection_head, ProjectionHead};
 use crate::rng::SeededRng;
@@ -37,7 +37,7 @@ impl SimSiam {
         let encoder = EncoderConfig::with_in_channels(&cfg.encoder, shape.0).init(vb.pp("enc"))?;
         let projector = simsiam_projection_head(encoder.feature_dim(), cfg.head_hidden, cfg.head_out, vb.pp("proj"))?;
         let predictor = simsiam_prediction_head(cfg.head_out, (cfg.head_out / 2).max(4), cfg.head_out, vb.pp("pred"))?;
-        Ok(Self { encoder, projector, predictor, augment: simclr(shape.1.min(shape.2)) })
+        Ok(Self { encoder, projector, predictor, augment: cfg.augment.pipeline(shape) })
     }
 }
 

@@ -15,7 +15,7 @@
 //! [`vicreg_projection_head`]. Logged metric: the invariance term `s`.
 
 use super::{Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
-use crate::augment::{simclr, Compose, Transform};
+use crate::augment::{Compose, Transform};
 use crate::loss::{vicreg, vicreg_invariance};
 use crate::nn::{vicreg_projection_head, ProjectionHead};
 use crate::rng::SeededRng;
@@ -37,7 +37,7 @@ impl VicReg {
     pub fn new(cfg: &PretrainConfig, shape: (usize, usize, usize), vb: VarBuilder) -> Result<Self> {
         let encoder = EncoderConfig::with_in_channels(&cfg.encoder, shape.0).init(vb.pp("enc"))?;
         let projector = vicreg_projection_head(encoder.feature_dim(), cfg.head_hidden, cfg.head_out, vb.pp("proj"))?;
-        Ok(Self { encoder, projector, augment: simclr(shape.1.min(shape.2)) })
+        Ok(Self { encoder, projector, augment: cfg.augment.pipeline(shape) })
     }
 }
 
