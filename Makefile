@@ -31,6 +31,7 @@ test: setup test-crate test-runner test-notebooks
 
 test-crate:
 	cargo test --workspace
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
 test-runner: setup
 	$(PY) tests/runner_test.py

@@ -59,6 +59,12 @@ struct PretrainArgs {
     /// Peak learning rate.
     #[arg(long)]
     lr: Option<f64>,
+    /// Softmax temperature of the contrastive losses.
+    #[arg(long)]
+    temperature: Option<f64>,
+    /// Channel widths of the CNN encoder, e.g. 16,32,64.
+    #[arg(long, value_delimiter = ',')]
+    widths: Option<Vec<usize>>,
     /// The one seed behind initialisation, data order and augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -226,6 +232,15 @@ fn pretrain(a: PretrainArgs) -> Result<String> {
         }
         if let Some(lr) = a.lr {
             cfg.optimizer.lr = lr;
+        }
+        if let Some(t) = a.temperature {
+            cfg.temperature = t;
+        }
+        if let Some(w) = a.widths.clone() {
+            match &mut cfg.encoder {
+                EncoderConfig::Cnn(c) => c.widths = w,
+                other => candle_core::bail!("--widths applies to the CNN encoder; {} uses {other:?}", a.method),
+            }
         }
         Pretrainer::new(cfg, train.image_shape()?, &dev)?
     };

@@ -19,7 +19,7 @@ pub enum EncoderConfig {
 
 impl Default for EncoderConfig {
     fn default() -> Self {
-        EncoderConfig::Cnn(CnnConfig { in_channels: 1, widths: vec![32, 64, 128], batch_norm: false })
+        EncoderConfig::Cnn(CnnConfig { in_channels: 1, widths: vec![16, 32, 64], batch_norm: false })
     }
 }
 

@@ -220,7 +220,7 @@ impl PretrainConfig {
         let adamw2 = OptimizerConfig::adamw(2e-3, 1e-4);
         match method {
             MethodName::Rotation => Self { batch_size: 64, optimizer: adamw2, ..base },
-            MethodName::SimClr => Self { batch_size: 256, temperature: 0.2, optimizer: adamw2, ..base },
+            MethodName::SimClr => Self { steps: 450, batch_size: 256, temperature: 0.2, optimizer: adamw2, ..base },
             MethodName::Moco => Self { temperature: 0.2, queue_size: 4096, optimizer: adamw2, ..base },
             MethodName::Byol | MethodName::SimSiam => Self { optimizer: adamw2, ..base },
             MethodName::Barlow | MethodName::VicReg => Self { head_hidden: 256, head_out: 128, optimizer: adamw2, ..base },

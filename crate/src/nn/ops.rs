@@ -113,15 +113,8 @@ impl Module for LayerNorm {
     }
 }
 
-/// Row-wise L2 normalisation along the last dimension, `x / max(‖x‖, 1e-12)`
-/// (PyTorch's `F.normalize(x, dim=-1)`).
-///
-/// # Shapes
-/// `(…, D)` → `(…, D)`.
-pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
-    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
-    x.broadcast_div(&norm)
-}
+/// Row-wise L2 normalisation (the one implementation lives in [`crate::loss`]).
+pub use crate::loss::l2_normalize;
 
 #[cfg(test)]
 mod tests {

@@ -30,47 +30,9 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-/// Splits images into flattened patches.
-///
-/// # Shapes
-/// `(B, C, H, W)` → `(B, (H/p)·(W/p), p·p·C)`; `H` and `W` must divide by `p`.
-pub fn patchify(x: &Tensor, patch: usize) -> Result<Tensor> {
-    expect_rank(x, 4, "patchify", "(B, C, H, W)")?;
-    let (b, c, h, w) = x.dims4()?;
-    if patch == 0 || h % patch != 0 || w % patch != 0 {
-        candle_core::bail!("patchify: H and W must divide by the patch size {patch}, got shape {:?}", x.dims());
-    }
-    let (gh, gw) = (h / patch, w / patch);
-    x.reshape((b, c, gh, patch, gw, patch))?
-        .permute([0, 2, 4, 3, 5, 1])?
-        .contiguous()?
-        .reshape((b, gh * gw, patch * patch * c))
-}
-
-/// Inverse of [`patchify`] for `channels` channels and an `height × width` image.
-///
-/// # Shapes
-/// `(B, N, p·p·C)` → `(B, C, H, W)`.
-pub fn unpatchify(x: &Tensor, patch: usize, channels: usize, height: usize, width: usize) -> Result<Tensor> {
-    expect_rank(x, 3, "unpatchify", "(B, N, p·p·C)")?;
-    let (b, n, pd) = x.dims3()?;
-    if patch == 0 || height % patch != 0 || width % patch != 0 {
-        candle_core::bail!("unpatchify: {height}×{width} does not divide into {patch}×{patch} patches");
-    }
-    let (gh, gw) = (height / patch, width / patch);
-    if n != gh * gw || pd != patch * patch * channels {
-        candle_core::bail!(
-            "unpatchify expects (B, {}, {}) for {channels}×{height}×{width} images and patch {patch}, got shape {:?}",
-            gh * gw,
-            patch * patch * channels,
-            x.dims()
-        );
-    }
-    x.reshape((b, gh, gw, patch, patch, channels))?
-        .permute([0, 5, 1, 3, 2, 4])?
-        .contiguous()?
-        .reshape((b, channels, height, width))
-}
+/// Patch layout shared with the MAE pretext task (one implementation, in
+/// [`crate::pretext`]): `(B, C, H, W)` ↔ `(B, (H/p)·(W/p), p·p·C)`.
+pub use crate::pretext::{patchify, unpatchify};
 
 /// Hyperparameters of [`Vit`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -481,10 +443,10 @@ mod tests {
         // first patch of image 0: pixels (0,0),(0,1),(1,0),(1,1), channels interleaved
         let first: Vec<f32> = p.get(0).unwrap().get(0).unwrap().to_vec1().unwrap();
         assert_eq!(first, vec![0., 24., 1., 25., 6., 30., 7., 31.]);
-        let back = unpatchify(&p, 2, 2, 4, 6).unwrap();
+        let back = unpatchify(&p, 2, (4, 6)).unwrap();
         assert_eq!(back.flatten_all().unwrap().to_vec1::<f32>().unwrap(), x.flatten_all().unwrap().to_vec1::<f32>().unwrap());
         assert!(patchify(&x, 4).is_err());
-        assert!(unpatchify(&p, 2, 1, 4, 6).is_err());
+        assert!(unpatchify(&p, 2, (4, 4)).is_err());
     }
 
     #[test]
