@@ -86,7 +86,7 @@ struct PretrainArgs {
 enum Classifier {
     /// Logistic regression on frozen, standardised features.
     Linear,
-    /// Weighted k-nearest neighbours (cosine, k = 20, T = 0.07) on frozen features.
+    /// Weighted k-nearest neighbours (cosine, k = min(20, labels per class), T = 0.07) on frozen features.
     Knn,
     /// Encoder and linear head trained end to end.
     Finetune,
@@ -324,7 +324,8 @@ fn probe(a: ProbeArgs) -> Result<String> {
             (r.accuracy, json!({"steps": cfg.steps, "lr": cfg.lr, "weight_decay": cfg.weight_decay, "description": r.protocol}))
         }
         Classifier::Knn => {
-            let cfg = KnnConfig::default();
+            // more neighbours than examples per class only adds votes from other classes
+            let cfg = KnnConfig { k: KnnConfig::default().k.min(a.labels_per_class.max(1)), ..KnnConfig::default() };
             let r = knn_accuracy(
                 &run.features(&labelled.images)?,
                 &labelled.labels,
