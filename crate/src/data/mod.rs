@@ -165,13 +165,7 @@ impl ImageDataset {
     /// Splits off the last `test_fraction` of the images as the test split,
     /// deterministically: `(train, test)`.
     pub fn split_last(&self, test_fraction: f64) -> Result<(Self, Self)> {
-        if !(0.0..1.0).contains(&test_fraction) {
-            candle_core::bail!("test_fraction must be in [0, 1), got {test_fraction}");
-        }
-        let n_test = ((self.len() as f64) * test_fraction).round() as usize;
-        let n_train = self.len() - n_test;
-        let train: Vec<usize> = (0..n_train).collect();
-        let test: Vec<usize> = (n_train..self.len()).collect();
+        let (train, test) = split_last_indices(self.len(), test_fraction)?;
         Ok((self.select(&train)?, self.select(&test)?))
     }
 
@@ -179,29 +173,7 @@ impl ImageDataset {
     ///
     /// Errors when a class has fewer than `k` images, naming the class.
     pub fn per_class_indices(&self, k: usize, rng: &mut SeededRng) -> Result<Vec<usize>> {
-        if k == 0 {
-            candle_core::bail!("labels per class must be at least 1");
-        }
-        let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); self.num_classes()];
-        for (i, &l) in self.labels.iter().enumerate() {
-            by_class[l as usize].push(i);
-        }
-        let mut chosen = Vec::with_capacity(k * self.num_classes());
-        for (c, members) in by_class.iter().enumerate() {
-            if members.len() < k {
-                candle_core::bail!(
-                    "{} labels per class requested, but class {} ({}) has only {} images in {}",
-                    k,
-                    c,
-                    self.class_names[c],
-                    members.len(),
-                    self.name
-                );
-            }
-            chosen.extend(rng.choose(members.len(), k)?.into_iter().map(|j| members[j]));
-        }
-        rng.shuffle(&mut chosen);
-        Ok(chosen)
+        per_class_indices(&self.labels, &self.class_names, k, rng, "images", &self.name)
     }
 
     /// `k` random images of every class (see [`ImageDataset::per_class_indices`]).
@@ -316,6 +288,48 @@ impl fmt::Display for DataSpec {
 
 fn wrong_kind(spec: &DataSpec, what: &str, forms: &str) -> candle_core::Error {
     candle_core::Error::Msg(format!("data spec `{spec}` is not a source of {what}: expected {forms}"))
+}
+
+/// Indices `(0..n − m, n − m..n)` with `m = round(n · test_fraction)`: the
+/// deterministic "last part is the test split" rule shared by every data set.
+pub(crate) fn split_last_indices(n: usize, test_fraction: f64) -> Result<(Vec<usize>, Vec<usize>)> {
+    if !(0.0..1.0).contains(&test_fraction) {
+        candle_core::bail!("test_fraction must be in [0, 1), got {test_fraction}");
+    }
+    let n_train = n - ((n as f64) * test_fraction).round() as usize;
+    Ok(((0..n_train).collect(), (n_train..n).collect()))
+}
+
+/// `k` random indices of every class, drawn without replacement, shuffled;
+/// an error naming the class (and `what` it has too few of) when one has fewer.
+pub(crate) fn per_class_indices(
+    labels: &[u32],
+    class_names: &[String],
+    k: usize,
+    rng: &mut SeededRng,
+    what: &str,
+    name: &str,
+) -> Result<Vec<usize>> {
+    if k == 0 {
+        candle_core::bail!("labels per class must be at least 1");
+    }
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); class_names.len()];
+    for (i, &l) in labels.iter().enumerate() {
+        by_class[l as usize].push(i);
+    }
+    let mut chosen = Vec::with_capacity(k * class_names.len());
+    for (c, members) in by_class.iter().enumerate() {
+        if members.len() < k {
+            candle_core::bail!(
+                "{k} labels per class requested, but class {c} ({}) has only {} {what} in {name}",
+                class_names[c],
+                members.len()
+            );
+        }
+        chosen.extend(rng.choose(members.len(), k)?.into_iter().map(|j| members[j]));
+    }
+    rng.shuffle(&mut chosen);
+    Ok(chosen)
 }
 
 /// Loads an image data set from a data spec: `shapes` (embedded; `n`

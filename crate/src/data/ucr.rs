@@ -117,13 +117,7 @@ impl SeriesDataset {
     /// Splits off the last `test_fraction` of the series as the test split,
     /// deterministically: `(train, test)`.
     pub fn split_last(&self, test_fraction: f64) -> Result<(Self, Self)> {
-        if !(0.0..1.0).contains(&test_fraction) {
-            candle_core::bail!("test_fraction must be in [0, 1), got {test_fraction}");
-        }
-        let n_test = ((self.len() as f64) * test_fraction).round() as usize;
-        let n_train = self.len() - n_test;
-        let train: Vec<usize> = (0..n_train).collect();
-        let test: Vec<usize> = (n_train..self.len()).collect();
+        let (train, test) = super::split_last_indices(self.len(), test_fraction)?;
         Ok((self.select(&train)?, self.select(&test)?))
     }
 
@@ -131,27 +125,7 @@ impl SeriesDataset {
     ///
     /// Errors when a class has fewer than `k` series, naming the class.
     pub fn per_class_indices(&self, k: usize, rng: &mut SeededRng) -> Result<Vec<usize>> {
-        if k == 0 {
-            candle_core::bail!("labels per class must be at least 1");
-        }
-        let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); self.num_classes()];
-        for (i, &l) in self.labels.iter().enumerate() {
-            by_class[l as usize].push(i);
-        }
-        let mut chosen = Vec::with_capacity(k * self.num_classes());
-        for (c, members) in by_class.iter().enumerate() {
-            if members.len() < k {
-                candle_core::bail!(
-                    "{k} labels per class requested, but class {c} ({}) has only {} series in {}",
-                    self.class_names[c],
-                    members.len(),
-                    self.name
-                );
-            }
-            chosen.extend(rng.choose(members.len(), k)?.into_iter().map(|j| members[j]));
-        }
-        rng.shuffle(&mut chosen);
-        Ok(chosen)
+        super::per_class_indices(&self.labels, &self.class_names, k, rng, "series", &self.name)
     }
 
     /// `k` random series of every class (see [`SeriesDataset::per_class_indices`]).

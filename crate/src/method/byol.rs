@@ -100,12 +100,8 @@ impl Method for Byol {
         self.teacher.ema_update(&self.params, cosine_momentum(k + 1, total, self.base_tau))
     }
 
-    fn encode(&self, images: &Tensor, train: bool) -> Result<Tensor> {
-        self.encoder.forward_t(images, train)
-    }
-
-    fn feature_dim(&self) -> usize {
-        self.encoder.feature_dim()
+    fn encoder(&self) -> &Encoder {
+        &self.encoder
     }
 
     /// The teacher's tensors (`teacher.*`).

@@ -72,8 +72,8 @@ impl Method for Colorization {
         self.encoder.forward_t(&gray, train)
     }
 
-    fn feature_dim(&self) -> usize {
-        self.encoder.feature_dim()
+    fn encoder(&self) -> &Encoder {
+        &self.encoder
     }
 }
 

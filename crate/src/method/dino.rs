@@ -136,12 +136,8 @@ impl Method for Dino {
         Ok(())
     }
 
-    fn encode(&self, images: &Tensor, train: bool) -> Result<Tensor> {
-        self.encoder.forward_t(images, train)
-    }
-
-    fn feature_dim(&self) -> usize {
-        self.encoder.feature_dim()
+    fn encoder(&self) -> &Encoder {
+        &self.encoder
     }
 
     /// The teacher's tensors (`teacher.*`) and the center (`center`).

@@ -64,12 +64,8 @@ impl Method for Jigsaw {
         Ok(StepOutput { metric: accuracy(&logits, &labels)?, loss: cross_entropy(&logits, &labels)? })
     }
 
-    fn encode(&self, images: &Tensor, train: bool) -> Result<Tensor> {
-        self.encoder.forward_t(images, train)
-    }
-
-    fn feature_dim(&self) -> usize {
-        self.encoder.feature_dim()
+    fn encoder(&self) -> &Encoder {
+        &self.encoder
     }
 }
 

@@ -23,7 +23,7 @@
 use super::{Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
 use crate::nn::{masked_patches, patchify, random_keep, MaeDecoder, MaeDecoderConfig};
 use crate::rng::SeededRng;
-use candle_core::{ModuleT, Result, Tensor, D};
+use candle_core::{Result, Tensor, D};
 use candle_nn::VarBuilder;
 
 /// Fraction of patches dropped, as in \[0\].
@@ -90,12 +90,8 @@ impl Method for Mae {
         Ok(StepOutput { loss, metric: vis_mse })
     }
 
-    fn encode(&self, images: &Tensor, train: bool) -> Result<Tensor> {
-        self.encoder.forward_t(images, train)
-    }
-
-    fn feature_dim(&self) -> usize {
-        self.encoder.feature_dim()
+    fn encoder(&self) -> &Encoder {
+        &self.encoder
     }
 }
 

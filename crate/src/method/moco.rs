@@ -146,12 +146,8 @@ impl Method for Moco {
         Ok(())
     }
 
-    fn encode(&self, images: &Tensor, train: bool) -> Result<Tensor> {
-        self.encoder.forward_t(images, train)
-    }
-
-    fn feature_dim(&self) -> usize {
-        self.encoder.feature_dim()
+    fn encoder(&self) -> &Encoder {
+        &self.encoder
     }
 
     /// The teacher's tensors (`teacher.*`), the raw keys behind the queue

@@ -277,13 +277,20 @@ pub trait Method {
         Ok(())
     }
 
+    /// The backbone being pretrained (parameters under `enc.`).
+    fn encoder(&self) -> &Encoder;
+
     /// The encoder's representation of `images`: `train = false` for
     /// evaluation (frozen statistics), `true` while fine-tuning. Gradients
     /// flow to the encoder's parameters (names starting with `enc.`).
-    fn encode(&self, images: &Tensor, train: bool) -> Result<Tensor>;
+    fn encode(&self, images: &Tensor, train: bool) -> Result<Tensor> {
+        candle_core::ModuleT::forward_t(self.encoder(), images, train)
+    }
 
     /// The width of [`Method::encode`].
-    fn feature_dim(&self) -> usize;
+    fn feature_dim(&self) -> usize {
+        self.encoder().feature_dim()
+    }
 
     /// State to checkpoint besides the trainable parameters.
     fn state(&self) -> HashMap<String, Tensor> {

@@ -43,11 +43,7 @@ impl Method for Rotation {
         Ok(StepOutput { metric: accuracy(&logits, &y)?, loss: cross_entropy(&logits, &y)? })
     }
 
-    fn encode(&self, images: &Tensor, train: bool) -> Result<Tensor> {
-        self.encoder.forward_t(images, train)
-    }
-
-    fn feature_dim(&self) -> usize {
-        self.encoder.feature_dim()
+    fn encoder(&self) -> &Encoder {
+        &self.encoder
     }
 }

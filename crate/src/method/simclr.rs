@@ -51,11 +51,7 @@ impl Method for SimClr {
         Ok(StepOutput { metric: accuracy(&logits, &targets)?, loss: cross_entropy(&logits, &targets)? })
     }
 
-    fn encode(&self, images: &Tensor, train: bool) -> Result<Tensor> {
-        self.encoder.forward_t(images, train)
-    }
-
-    fn feature_dim(&self) -> usize {
-        self.encoder.feature_dim()
+    fn encoder(&self) -> &Encoder {
+        &self.encoder
     }
 }
