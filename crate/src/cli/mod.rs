@@ -40,6 +40,32 @@ enum Command {
     Probe(ProbeArgs),
     /// Train the same encoder from scratch on the labelled examples only.
     Supervised(SupervisedArgs),
+    /// Time the reference training step (compare with bench/torch_reference.py).
+    Bench(BenchArgs),
+}
+
+#[derive(Parser, Debug)]
+struct BenchArgs {
+    /// cnn or vit.
+    #[arg(long, value_enum, default_value_t = BenchModelArg::Cnn)]
+    model: BenchModelArg,
+    /// Images per view.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BenchModelArg {
+    /// Three convolutions with max-pooling.
+    Cnn,
+    /// A tiny ViT.
+    Vit,
 }
 
 #[derive(Parser, Debug)]
@@ -177,6 +203,7 @@ where
         Command::Pretrain(a) => pretrain(a),
         Command::Probe(a) => probe(a),
         Command::Supervised(a) => supervised(a),
+        Command::Bench(a) => bench(a),
     });
     match result {
         Ok(Ok(line)) => {
@@ -405,4 +432,15 @@ fn supervised(a: SupervisedArgs) -> Result<String> {
         }
     })
     .to_string())
+}
+
+fn bench(a: BenchArgs) -> Result<String> {
+    let dev = crate::device::device()?.device;
+    let model = match a.model {
+        BenchModelArg::Cnn => crate::bench::BenchModel::Cnn,
+        BenchModelArg::Vit => crate::bench::BenchModel::Vit,
+    };
+    let cfg = crate::bench::BenchConfig { model, batch_size: a.batch_size, steps: a.steps, warmup: a.warmup, seed: 0 };
+    let r = crate::bench::run_bench(&cfg, &dev)?;
+    serde_json::to_string(&r).map_err(|e| candle_core::Error::Msg(e.to_string()))
 }

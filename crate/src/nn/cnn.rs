@@ -113,10 +113,7 @@ impl ModuleT for SmallCnn {
             if let Some(bn) = norm {
                 x = bn.forward_t(&x, train)?;
             }
-            x = x.relu()?;
-            if i < last {
-                x = x.max_pool2d(2)?;
-            }
+            x = if i < last { super::relu_max_pool2d(&x)? } else { x.relu()? };
         }
         x.mean((2, 3))
     }

@@ -16,6 +16,7 @@
 //! | [`block`] | [`MultiHeadAttention`] (causal / padding masks), pre-norm [`TransformerBlock`] |
 //! | [`cnn`] | [`SmallCnn`], the chapter's small image encoder |
 //! | [`im2col`] | [`conv2d`] as im2col + matrix product, with a fast CPU backward |
+//! | [`pool`] | [`relu_max_pool2d`]: ReLU + 2×2 max-pool fused, one-pass backward |
 //! | [`resnet`](mod@resnet) | a CIFAR-style [`ResNet`] of [`BasicBlock`]s |
 //! | [`vit`](mod@vit) | a tiny [`Vit`] (attention maps, MAE visible path) and the [`MaeDecoder`] |
 //! | [`transformer`] | the text [`TextEncoder`] and its [`LmHead`] |
@@ -36,6 +37,7 @@ pub mod heads;
 pub mod im2col;
 pub mod ops;
 pub mod params;
+pub mod pool;
 pub mod queue;
 pub mod resnet;
 pub mod seq;
@@ -53,6 +55,7 @@ pub use heads::{
     Activation, DinoHead, ProjectionHead, ProjectionLayer,
 };
 pub use im2col::conv2d;
+pub use pool::relu_max_pool2d;
 pub use params::Params;
 pub use queue::MocoQueue;
 pub use resnet::{resnet, BasicBlock, ResNet, ResNetConfig};

@@ -1,0 +1,191 @@
+//! ReLU followed by 2×2 max-pooling, fused, with a one-pass backward.
+//!
+//! ```text
+//! y[b, c, i, j] = max(0, max_{u,v ∈ {0,1}} x[b, c, 2i+u, 2j+v])
+//! ∂L/∂x[b, c, 2i+u, 2j+v] = ∂L/∂y[b, c, i, j]  at the first arg-max (u, v) when y > 0, else 0
+//! ```
+//!
+//! Candle's `relu` and `max_pool2d` backward passes are built from generic
+//! ops (an up-sampling, an equality mask, an average pool and several
+//! multiplications): about a dozen passes over the full-size activation per
+//! layer. Worse, Candle 0.11's max-pool gradient is wrong: it multiplies the
+//! gradient of the maximum by the fraction of maxima in the window, 1/4 for a
+//! unique maximum, so every pooling layer silently shrinks the gradient of
+//! the layers below it four-fold (tested below); on odd sizes its
+//! up-sampling also misplaces the gradient. This op reads the input once
+//! forward and once backward and gives the whole gradient to the first
+//! maximum, as PyTorch does. Odd sizes drop the last row/column, like
+//! `max_pool2d`.
+//!
+//! On other devices and dtypes [`relu_max_pool2d`] falls back to
+//! `x.relu()?.max_pool2d(2)`.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+
+fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else { candle_core::bail!("{what}: only f32 is supported") };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => candle_core::bail!("{what}: input must be contiguous"),
+    }
+}
+
+/// Index (within the 2×2 window) of the first maximum, and its value.
+#[inline]
+fn window_max(x: &[f32], row0: usize, w: usize, j: usize) -> (usize, f32) {
+    let base = row0 * w + 2 * j;
+    let cand = [base, base + 1, base + w, base + w + 1];
+    let mut best = cand[0];
+    for &c in &cand[1..] {
+        if x[c] > x[best] {
+            best = c;
+        }
+    }
+    (best, x[best])
+}
+
+struct ReluMaxPool;
+struct ReluMaxPoolBackward;
+
+fn dims(l: &Layout, what: &str) -> Result<(usize, usize, usize)> {
+    match l.shape().dims() {
+        &[b, c, h, w] if h >= 2 && w >= 2 => Ok((b * c, h, w)),
+        d => candle_core::bail!("{what} expects (B, C, H, W) with H, W >= 2, got shape {d:?}"),
+    }
+}
+
+impl CustomOp1 for ReluMaxPool {
+    fn name(&self) -> &'static str {
+        "sslab-relu-maxpool2"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s, l, "relu_max_pool2d")?;
+        let (planes, h, w) = dims(l, "relu_max_pool2d")?;
+        let (ho, wo) = (h / 2, w / 2);
+        let mut out = Vec::with_capacity(planes * ho * wo);
+        for p in 0..planes {
+            let plane = &x[p * h * w..(p + 1) * h * w];
+            for i in 0..ho {
+                for j in 0..wo {
+                    out.push(window_max(plane, 2 * i, w, j).1.max(0.0));
+                }
+            }
+        }
+        let d = l.shape().dims();
+        Ok((CpuStorage::F32(out), Shape::from((d[0], d[1], ho, wo))))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(arg.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &ReluMaxPoolBackward)?))
+    }
+}
+
+impl CustomOp2 for ReluMaxPoolBackward {
+    fn name(&self) -> &'static str {
+        "sslab-relu-maxpool2-backward"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1, "relu_max_pool2d backward")?;
+        let g = contiguous_f32(s2, l2, "relu_max_pool2d backward")?;
+        let (planes, h, w) = dims(l1, "relu_max_pool2d backward")?;
+        let (ho, wo) = (h / 2, w / 2);
+        if g.len() != planes * ho * wo {
+            candle_core::bail!("relu_max_pool2d backward: gradient {:?} for input {:?}", l2.shape(), l1.shape());
+        }
+        let mut out = vec![0f32; planes * h * w];
+        for p in 0..planes {
+            let plane = &x[p * h * w..(p + 1) * h * w];
+            let dst = &mut out[p * h * w..(p + 1) * h * w];
+            for i in 0..ho {
+                for j in 0..wo {
+                    let (at, v) = window_max(plane, 2 * i, w, j);
+                    if v > 0.0 {
+                        dst[at] = g[(p * ho + i) * wo + j];
+                    }
+                }
+            }
+        }
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// `x.relu()?.max_pool2d(2)` in one op with a one-pass backward (CPU, f32).
+///
+/// # Shapes
+/// `(B, C, H, W)` → `(B, C, ⌊H/2⌋, ⌊W/2⌋)`.
+pub fn relu_max_pool2d(x: &Tensor) -> Result<Tensor> {
+    if !x.device().is_cpu() || x.dtype() != DType::F32 {
+        return x.relu()?.max_pool2d(2);
+    }
+    x.contiguous()?.apply_op1(ReluMaxPool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SeededRng;
+    use candle_core::{Device, Var};
+
+    // import torch, torch.nn.functional as F, math
+    // x = torch.tensor([[[[math.sin(1.7*i+0.3)*2 for i in range(r*5, r*5+5)] for r in range(4)]]], requires_grad=True)
+    // y = F.max_pool2d(F.relu(x), 2); r = torch.tensor([[[[1.0, -2.0], [0.5, 3.0]]]])
+    // (y*r).sum().backward(); y.flatten(), x.grad.flatten()
+    // -> [1.818595, 1.944015, 1.39848, 1.922305]
+    // -> [0, 1, 0, 0, 0,  0, 0, 0, -2, 0,  0, 0, 3, 0, 0,  0, 0.5, 0, 0, 0]
+    #[test]
+    fn fused_relu_max_pool_matches_torch_on_an_odd_width() {
+        let dev = Device::Cpu;
+        let v: Vec<f32> = (0..20).map(|i| ((1.7 * i as f64 + 0.3).sin() * 2.0) as f32).collect();
+        let x = Var::from_tensor(&Tensor::from_vec(v, (1, 1, 4, 5), &dev).unwrap()).unwrap();
+        let y = relu_max_pool2d(x.as_tensor()).unwrap();
+        let got: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+        for (g, w) in got.iter().zip([1.818_595f32, 1.944_015, 1.398_48, 1.922_305]) {
+            assert!((g - w).abs() < 1e-5, "{got:?}");
+        }
+        let r = Tensor::new(&[[[[1f32, -2.], [0.5, 3.]]]], &dev).unwrap();
+        let g = (y * r).unwrap().sum_all().unwrap().backward().unwrap();
+        let gx: Vec<f32> = g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let want = [0., 1., 0., 0., 0., 0., 0., 0., -2., 0., 0., 0., 3., 0., 0., 0., 0.5, 0., 0., 0.];
+        assert_eq!(gx, want);
+    }
+
+    /// Same forward as Candle's `relu` + `max_pool2d`; Candle's gradient is a
+    /// quarter of the true one (a unique maximum in every window of random
+    /// inputs), ours is the true one.
+    #[test]
+    fn candle_max_pool_gradient_is_a_quarter_of_ours() {
+        let dev = Device::Cpu;
+        let mut rng = SeededRng::new(4);
+        // (even sizes only: on odd sizes Candle's up-sampling also puts the gradient in the wrong places)
+        for shape in [(2, 3, 6, 8), (1, 2, 4, 10)] {
+            let x = Var::from_tensor(&rng.randn(shape, 1.0, &dev).unwrap()).unwrap();
+            let ours = relu_max_pool2d(x.as_tensor()).unwrap();
+            let theirs = x.as_tensor().relu().unwrap().max_pool2d(2).unwrap();
+            assert_eq!(ours.dims(), theirs.dims());
+            let d: f32 = (&ours - &theirs).unwrap().abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
+            assert_eq!(d, 0.0);
+            let r = rng.randn(ours.dims(), 1.0, &dev).unwrap();
+            let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (theirs * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let (a, b) = (g1.get(x.as_tensor()).unwrap(), g2.get(x.as_tensor()).unwrap());
+            let d: f32 = (a - (b * 4.0).unwrap()).unwrap().abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
+            assert!(d < 1e-5, "ours != 4 × Candle's by {d} for {shape:?}");
+        }
+    }
+
+    #[test]
+    fn ties_give_the_gradient_to_the_first_maximum_and_negatives_none() {
+        let dev = Device::Cpu;
+        // window 1: a tie of 2s; window 2: all negative
+        let x = Var::new(&[[[[2f32, 2., -1., -3.], [1., 0., -2., -4.]]]], &dev).unwrap();
+        let y = relu_max_pool2d(x.as_tensor()).unwrap();
+        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![2., 0.]);
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let gx: Vec<f32> = g.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(gx, vec![1., 0., 0., 0., 0., 0., 0., 0.]);
+        let err = relu_max_pool2d(&Tensor::zeros((1, 1, 1, 4), DType::F32, &dev).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("[1, 1, 1, 4]"), "{err}");
+    }
+}
