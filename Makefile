@@ -11,7 +11,7 @@ NO_BROWSER ?=
 PORT       ?= 8888
 NOTEBOOK_PROFILE ?= smoke
 
-.PHONY: lab setup prewarm test test-crate test-runner test-notebooks notebooks data doc clean
+.PHONY: lab setup prewarm test test-crate test-runner test-notebooks notebooks data doc bench clean
 
 ## lab: install what is missing, pre-warm the kernel, start JupyterLab on notebooks/
 lab: setup prewarm
@@ -46,6 +46,14 @@ notebooks: setup
 ## data: download the public originals into ./data (needs internet)
 data:
 	@kernel/fetch-data data
+
+## bench: our training step vs the PyTorch reference, alternating runs (installs torch into .venv-bench; not part of test)
+BENCH_VENV ?= .venv-bench
+TORCH_REFERENCE ?= ../shared/bench/torch_reference.py
+bench:
+	cargo build --release -p sslab --bin sslab
+	@test -x $(BENCH_VENV)/bin/python || (python3 -m venv $(BENCH_VENV) && $(BENCH_VENV)/bin/pip install --quiet torch numpy)
+	TORCH_REFERENCE=$(TORCH_REFERENCE) bench/run-bench --torch-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
 
 ## doc: API documentation (warnings are errors)
 doc:
