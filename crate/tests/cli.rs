@@ -70,6 +70,12 @@ fn pretrain_probe_and_supervised_print_json_last() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(v["protocol"]["steps"], 2);
+    // the benchmark step, tiny
+    let (code, stdout, err) = sslab(&["bench", "--model", "cnn", "--batch-size", "2", "--steps", "1", "--warmup", "0"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(v["framework"], "sslab");
+    assert!(v["step_s_median"].as_f64().unwrap() > 0.0 && v["first_loss"].as_f64().unwrap().is_finite());
     std::fs::remove_dir_all(&out).unwrap();
 }
 
