@@ -21,7 +21,7 @@
 //! | [`eval`] | linear probe, weighted k-NN, fine-tuning, label-efficiency sweep, collapse diagnostics |
 //! | [`method`] | pretraining methods (RotNet … DINO) and the resumable [`method::Pretrainer`] |
 //! | [`plot`] | loss curves, image grids, PCA scatter, heatmaps and attention maps, tables: inline in Jupyter (evcxr), saved as SVG/PNG |
-//! | [`bench`] | the CPU training-step benchmark, the same step as the PyTorch reference |
+//! | [`bench`](mod@bench) | the CPU training-step benchmark, the same step as the PyTorch reference |
 //! | [`course`] | chapter material: tables, timelines and knowledge checks |
 //!
 //! The `sslab` binary ([`cli`]) runs the same code from the command line.
