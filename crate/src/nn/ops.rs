@@ -27,10 +27,83 @@ use candle_nn::VarBuilder;
 /// any shape → the same shape.
 pub fn softmax<Dm: candle_core::shape::Dim>(x: &Tensor, dim: Dm) -> Result<Tensor> {
     let dim = dim.to_index(x.shape(), "softmax")?;
+    if dim + 1 == x.rank() && x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && x.dim(dim)? > 0 {
+        // one fused op with a one-pass backward (see `FusedSoftmax`)
+        return x.contiguous()?.apply_op1(FusedSoftmax);
+    }
     let max = x.max_keepdim(dim)?.detach();
     let e = x.broadcast_sub(&max)?.exp()?;
     let s = e.sum_keepdim(dim)?;
     e.broadcast_div(&s)
+}
+
+/// Softmax over the last dimension in one pass on the CPU, with the backward
+/// `∂L/∂x = y ⊙ (g − Σ_j g_j y_j)` (g = ∂L/∂y) in one more pass, instead of
+/// the five element-wise ops (and their backward passes) of the composed form.
+struct FusedSoftmax;
+/// The backward of [`FusedSoftmax`]: `(y, g) ↦ y ⊙ (g − ⟨g, y⟩)` row by row.
+struct FusedSoftmaxBackward;
+
+fn cpu_f32<'a>(s: &'a candle_core::CpuStorage, l: &candle_core::Layout) -> Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (candle_core::CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => candle_core::bail!("fused softmax: needs a contiguous f32 tensor"),
+    }
+}
+
+impl candle_core::CustomOp1 for FusedSoftmax {
+    fn name(&self) -> &'static str {
+        "sslab-softmax-last-dim"
+    }
+
+    fn cpu_fwd(&self, s: &candle_core::CpuStorage, l: &candle_core::Layout) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let x = cpu_f32(s, l)?;
+        let n = l.shape().dims().last().copied().unwrap_or(1).max(1);
+        let mut out = vec![0f32; x.len()];
+        for (row, dst) in x.chunks(n).zip(out.chunks_mut(n)) {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for (d, &v) in dst.iter_mut().zip(row) {
+                *d = (v - max).exp();
+                sum += *d;
+            }
+            let inv = 1.0 / sum;
+            dst.iter_mut().for_each(|d| *d *= inv);
+        }
+        Ok((candle_core::CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(res.contiguous()?.apply_op2_no_bwd(&grad.contiguous()?, &FusedSoftmaxBackward)?))
+    }
+}
+
+impl candle_core::CustomOp2 for FusedSoftmaxBackward {
+    fn name(&self) -> &'static str {
+        "sslab-softmax-last-dim-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &candle_core::CpuStorage,
+        l1: &candle_core::Layout,
+        s2: &candle_core::CpuStorage,
+        l2: &candle_core::Layout,
+    ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
+        let (y, g) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
+        if y.len() != g.len() {
+            candle_core::bail!("fused softmax backward: gradient {:?} for output {:?}", l2.shape(), l1.shape());
+        }
+        let n = l1.shape().dims().last().copied().unwrap_or(1).max(1);
+        let mut out = vec![0f32; y.len()];
+        for ((yr, gr), dst) in y.chunks(n).zip(g.chunks(n)).zip(out.chunks_mut(n)) {
+            let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
+            for ((d, &yv), &gv) in dst.iter_mut().zip(yr).zip(gr) {
+                *d = yv * (gv - dot);
+            }
+        }
+        Ok((candle_core::CpuStorage::F32(out), l1.shape().clone()))
+    }
 }
 
 /// Log-softmax along `dim`, differentiable.
@@ -115,6 +188,33 @@ impl Module for LayerNorm {
 
 /// Row-wise L2 normalisation (the one implementation lives in [`crate::loss`]).
 pub use crate::loss::l2_normalize;
+
+#[cfg(test)]
+mod fused_tests {
+    use super::*;
+    use crate::rng::SeededRng;
+    use candle_core::{Device, Var, D};
+
+    /// The fused last-dimension softmax equals the composed one (value and
+    /// gradient), which the torch golden test below checks.
+    #[test]
+    fn fused_softmax_matches_the_composed_form() {
+        let dev = Device::Cpu;
+        let mut rng = SeededRng::new(9);
+        let x = Var::from_tensor(&(rng.randn((3, 4, 7), 2.0, &dev).unwrap())).unwrap();
+        let fused = softmax(x.as_tensor(), D::Minus1).unwrap();
+        // the composed path, forced by a non-last dim on the transposed input
+        let composed = softmax(&x.as_tensor().transpose(1, 2).unwrap(), 1).unwrap().transpose(1, 2).unwrap();
+        let d: f32 = (&fused - &composed).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        assert!(d < 1e-6, "{d}");
+        let r = rng.randn((3, 4, 7), 1.0, &dev).unwrap();
+        let g1 = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (composed * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let (a, b) = (g1.get(x.as_tensor()).unwrap(), g2.get(x.as_tensor()).unwrap());
+        let d: f32 = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        assert!(d < 1e-5, "gradient differs by {d}");
+    }
+}
 
 #[cfg(test)]
 mod tests {
