@@ -93,16 +93,7 @@ pub struct ImageDataset {
 impl ImageDataset {
     /// Checks the parts agree and builds the data set.
     pub fn new(images: Tensor, labels: Vec<u32>, class_names: Vec<String>, name: &str) -> Result<Self> {
-        if images.rank() != 4 || images.dim(0)? != labels.len() {
-            candle_core::bail!(
-                "ImageDataset {name}: images must be (N, C, H, W) with N = {} labels, got {:?}",
-                labels.len(),
-                images.dims()
-            );
-        }
-        if let Some(bad) = labels.iter().find(|&&l| l as usize >= class_names.len()) {
-            candle_core::bail!("ImageDataset {name}: label {bad} but only {} classes", class_names.len());
-        }
+        check_parts(&images, "(N, C, H, W)", &labels, &class_names, "ImageDataset", "images", name)?;
         Ok(Self { images: images.to_dtype(DType::F32)?, labels, class_names, name: name.to_string() })
     }
 
@@ -138,14 +129,10 @@ impl ImageDataset {
 
     /// The images at `indices` (in that order), as a new data set.
     pub fn select(&self, indices: &[usize]) -> Result<Self> {
-        if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
-            candle_core::bail!("index {bad} out of range for {} ({} images)", self.name, self.len());
-        }
-        let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
-        let idx = Tensor::from_vec(idx, indices.len(), self.images.device())?;
+        let (images, labels) = select_rows(&self.images, &self.labels, indices, "images", &self.name)?;
         Ok(Self {
-            images: self.images.index_select(&idx, 0)?,
-            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            images,
+            labels,
             class_names: self.class_names.clone(),
             name: self.name.clone(),
         })
@@ -288,6 +275,39 @@ impl fmt::Display for DataSpec {
 
 fn wrong_kind(spec: &DataSpec, what: &str, forms: &str) -> candle_core::Error {
     candle_core::Error::Msg(format!("data spec `{spec}` is not a source of {what}: expected {forms}"))
+}
+
+/// Checks that `data` has the rank of `layout` (e.g. `"(N, C, H, W)"`) with
+/// one row per label and that every label names a class; the error names
+/// the data set (`kind` `name`) and the shapes.
+pub(crate) fn check_parts(
+    data: &Tensor,
+    layout: &str,
+    labels: &[u32],
+    class_names: &[String],
+    kind: &str,
+    what: &str,
+    name: &str,
+) -> Result<()> {
+    let rank = layout.split(',').count();
+    if data.rank() != rank || data.dim(0)? != labels.len() {
+        candle_core::bail!("{kind} {name}: {what} must be {layout} with N = {} labels, got {:?}", labels.len(), data.dims());
+    }
+    if let Some(bad) = labels.iter().find(|&&l| l as usize >= class_names.len()) {
+        candle_core::bail!("{kind} {name}: label {bad} but only {} classes", class_names.len());
+    }
+    Ok(())
+}
+
+/// The rows `indices` of `data` and their labels; an index past the end is
+/// an error naming the data set and how many `what` it has.
+pub(crate) fn select_rows(data: &Tensor, labels: &[u32], indices: &[usize], what: &str, name: &str) -> Result<(Tensor, Vec<u32>)> {
+    if let Some(&bad) = indices.iter().find(|&&i| i >= labels.len()) {
+        candle_core::bail!("index {bad} out of range for {name} ({} {what})", labels.len());
+    }
+    let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
+    let idx = Tensor::from_vec(idx, indices.len(), data.device())?;
+    Ok((data.contiguous()?.index_select(&idx, 0)?, indices.iter().map(|&i| labels[i]).collect()))
 }
 
 /// Indices `(0..n − m, n − m..n)` with `m = round(n · test_fraction)`: the

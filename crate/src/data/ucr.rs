@@ -45,16 +45,7 @@ pub struct SeriesDataset {
 impl SeriesDataset {
     /// Checks the parts agree and builds the data set.
     pub fn new(series: Tensor, labels: Vec<u32>, class_names: Vec<String>, name: &str) -> Result<Self> {
-        if series.rank() != 3 || series.dim(0)? != labels.len() {
-            candle_core::bail!(
-                "SeriesDataset {name}: series must be (N, C, T) with N = {} labels, got {:?}",
-                labels.len(),
-                series.dims()
-            );
-        }
-        if let Some(bad) = labels.iter().find(|&&l| l as usize >= class_names.len()) {
-            candle_core::bail!("SeriesDataset {name}: label {bad} but only {} classes", class_names.len());
-        }
+        super::check_parts(&series, "(N, C, T)", &labels, &class_names, "SeriesDataset", "series", name)?;
         Ok(Self { series: series.to_dtype(DType::F32)?, labels, class_names, name: name.to_string() })
     }
 
@@ -90,14 +81,10 @@ impl SeriesDataset {
 
     /// The series at `indices` (in that order), as a new data set.
     pub fn select(&self, indices: &[usize]) -> Result<Self> {
-        if let Some(&bad) = indices.iter().find(|&&i| i >= self.len()) {
-            candle_core::bail!("index {bad} out of range for {} ({} series)", self.name, self.len());
-        }
-        let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
-        let idx = Tensor::from_vec(idx, indices.len(), self.series.device())?;
+        let (series, labels) = super::select_rows(&self.series, &self.labels, indices, "series", &self.name)?;
         Ok(Self {
-            series: self.series.contiguous()?.index_select(&idx, 0)?,
-            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            series,
+            labels,
             class_names: self.class_names.clone(),
             name: self.name.clone(),
         })

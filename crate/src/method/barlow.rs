@@ -15,8 +15,9 @@
 //! 8192 wide). Logged metric: the mean diagonal of `C` (1 when the two views
 //! agree perfectly, dimension by dimension).
 
+use super::{stacked_views, split_views};
 use super::{Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
-use crate::augment::{Compose, Transform};
+use crate::augment::Compose;
 use crate::loss::{barlow_twins, cross_correlation};
 use crate::nn::{barlow_twins_projection_head, ProjectionHead};
 use crate::rng::SeededRng;
@@ -48,10 +49,9 @@ impl Method for Barlow {
     }
 
     fn loss(&mut self, images: &Tensor, rng: &mut SeededRng) -> Result<StepOutput> {
-        let b = images.dim(0)?;
-        let views = Tensor::cat(&[self.augment.apply(images, rng)?, self.augment.apply(images, rng)?], 0)?;
+        let views = stacked_views(&self.augment, images, rng)?;
         let z = self.projector.forward_t(&self.encoder.forward_t(&views, true)?, true)?;
-        let (z1, z2) = (z.narrow(0, 0, b)?, z.narrow(0, b, b)?);
+        let (z1, z2) = split_views(&z)?;
         let loss = barlow_twins(&z1, &z2, BARLOW_LAMBDA)?;
         let diag = cross_correlation(&z1.detach(), &z2.detach())?;
         let d = diag.dim(0)?;

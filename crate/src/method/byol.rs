@@ -21,6 +21,7 @@
 //!
 //! The checkpointed state holds the teacher's tensors.
 
+use super::{split_views};
 use super::{load_teacher_state, teacher_state, Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
 use crate::augment::{byol as byol_augment, TwoViews};
 use crate::loss::{byol, l2_normalize};
@@ -82,13 +83,12 @@ impl Method for Byol {
     }
 
     fn loss(&mut self, images: &Tensor, rng: &mut SeededRng) -> Result<StepOutput> {
-        let b = images.dim(0)?;
         let (v1, v2) = self.augment.views(images, rng)?;
         let views = Tensor::cat(&[v1, v2], 0)?;
         let p = self.predictor.forward_t(&self.projector.forward_t(&self.encoder.forward_t(&views, true)?, true)?, true)?;
         let z = self.target_projector.forward_t(&self.target_encoder.forward_t(&views, true)?, true)?.detach();
-        let (p1, p2) = (p.narrow(0, 0, b)?, p.narrow(0, b, b)?);
-        let (z1, z2) = (z.narrow(0, 0, b)?, z.narrow(0, b, b)?);
+        let (p1, p2) = split_views(&p)?;
+        let (z1, z2) = split_views(&z)?;
         let loss = (byol(&p1, &z2)? + byol(&p2, &z1)?)?;
         // p·z' averaged over both terms: ℓ = 2 − 2 cos, so cos = 1 − L/4
         let swapped = Tensor::cat(&[z2, z1], 0)?;

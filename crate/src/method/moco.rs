@@ -32,8 +32,9 @@
 //! The checkpointed state holds the teacher's tensors and the queue, so a
 //! resumed run is identical to an uninterrupted one.
 
+use super::{stacked_views, split_views};
 use super::{load_teacher_state, teacher_state, Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
-use crate::augment::{Compose, Transform};
+use crate::augment::Compose;
 use crate::loss::{accuracy, cross_entropy, moco_logits};
 use crate::nn::{moco_projection_head, EmaTeacher, MocoQueue, Params, ProjectionHead};
 use crate::rng::{derive_seed, SeededRng};
@@ -122,11 +123,11 @@ impl Method for Moco {
         if b > self.queue.capacity() {
             candle_core::bail!("moco: the batch ({b}) is larger than the queue ({})", self.queue.capacity());
         }
-        let views = Tensor::cat(&[self.augment.apply(images, rng)?, self.augment.apply(images, rng)?], 0)?;
+        let views = stacked_views(&self.augment, images, rng)?;
         let q = self.head.forward_t(&self.encoder.forward_t(&views, true)?, true)?;
         let k = self.key_head.forward_t(&self.key_encoder.forward_t(&views, true)?, true)?.detach();
-        let (q1, q2) = (q.narrow(0, 0, b)?, q.narrow(0, b, b)?);
-        let (k1, k2) = (k.narrow(0, 0, b)?, k.narrow(0, b, b)?);
+        let (q1, q2) = split_views(&q)?;
+        let (k1, k2) = split_views(&k)?;
         let queue = self.queue.tensor();
         let logits = Tensor::cat(
             &[moco_logits(&q1, &k2, &queue, self.temperature)?, moco_logits(&q2, &k1, &queue, self.temperature)?],

@@ -303,6 +303,20 @@ pub trait Method {
     }
 }
 
+/// Two independently augmented views of every image, stacked `(2B, C, H, W)`:
+/// all first views, then all second views, so that one forward pass sees both
+/// (batch-norm statistics over 2B, as in lightly's examples).
+pub(crate) fn stacked_views(augment: &crate::augment::Compose, images: &Tensor, rng: &mut SeededRng) -> Result<Tensor> {
+    use crate::augment::Transform;
+    Tensor::cat(&[augment.apply(images, rng)?, augment.apply(images, rng)?], 0)
+}
+
+/// Splits a `(2B, …)` result of [`stacked_views`] into the two views' halves.
+pub(crate) fn split_views(z: &Tensor) -> Result<(Tensor, Tensor)> {
+    let b = z.dim(0)? / 2;
+    Ok((z.narrow(0, 0, b)?, z.narrow(0, b, b)?))
+}
+
 /// Builds `cfg.method` with its parameters in `params` for images of `shape = (C, H, W)`.
 ///
 /// Methods with a momentum teacher (MoCo, BYOL, DINO) keep a handle on

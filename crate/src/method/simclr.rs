@@ -12,8 +12,9 @@
 //! Logged metric: the contrastive accuracy, i.e. how often the positive is
 //! the most similar of the 2B − 1 candidates.
 
+use super::{stacked_views, split_views};
 use super::{Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
-use crate::augment::{Compose, Transform};
+use crate::augment::Compose;
 use crate::loss::{accuracy, cross_entropy, nt_xent_logits};
 use crate::nn::{simclr_projection_head, ProjectionHead};
 use crate::rng::SeededRng;
@@ -43,11 +44,11 @@ impl Method for SimClr {
     }
 
     fn loss(&mut self, images: &Tensor, rng: &mut SeededRng) -> Result<StepOutput> {
-        let b = images.dim(0)?;
-        let views = Tensor::cat(&[self.augment.apply(images, rng)?, self.augment.apply(images, rng)?], 0)?;
+        let views = stacked_views(&self.augment, images, rng)?;
         // one forward pass over both views (batch-norm statistics over 2B, as in lightly's examples)
         let z = self.head.forward_t(&self.encoder.forward_t(&views, true)?, true)?;
-        let (logits, targets) = nt_xent_logits(&z.narrow(0, 0, b)?, &z.narrow(0, b, b)?, self.temperature)?;
+        let (z1, z2) = split_views(&z)?;
+        let (logits, targets) = nt_xent_logits(&z1, &z2, self.temperature)?;
         Ok(StepOutput { metric: accuracy(&logits, &targets)?, loss: cross_entropy(&logits, &targets)? })
     }
 

@@ -14,8 +14,9 @@
 //! [`negative_cosine`]) and the predictor prevent collapse. Augmentations:
 //! [`crate::augment::simclr`]. Logged metric: the mean cosine similarity −L.
 
+use super::{stacked_views, split_views};
 use super::{Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
-use crate::augment::{Compose, Transform};
+use crate::augment::Compose;
 use crate::loss::negative_cosine;
 use crate::nn::{simsiam_prediction_head, simsiam_projection_head, ProjectionHead};
 use crate::rng::SeededRng;
@@ -47,12 +48,11 @@ impl Method for SimSiam {
     }
 
     fn loss(&mut self, images: &Tensor, rng: &mut SeededRng) -> Result<StepOutput> {
-        let b = images.dim(0)?;
-        let views = Tensor::cat(&[self.augment.apply(images, rng)?, self.augment.apply(images, rng)?], 0)?;
+        let views = stacked_views(&self.augment, images, rng)?;
         let z = self.projector.forward_t(&self.encoder.forward_t(&views, true)?, true)?;
         let p = self.predictor.forward_t(&z, true)?;
-        let (z1, z2) = (z.narrow(0, 0, b)?, z.narrow(0, b, b)?);
-        let (p1, p2) = (p.narrow(0, 0, b)?, p.narrow(0, b, b)?);
+        let (z1, z2) = split_views(&z)?;
+        let (p1, p2) = split_views(&p)?;
         let loss = ((negative_cosine(&p1, &z2)? + negative_cosine(&p2, &z1)?)? * 0.5)?;
         let metric = -f64::from(loss.to_scalar::<f32>()?);
         Ok(StepOutput { loss, metric })

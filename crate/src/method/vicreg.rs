@@ -14,8 +14,9 @@
 //! Augmentations: [`crate::augment::simclr`]; expander
 //! [`vicreg_projection_head`]. Logged metric: the invariance term `s`.
 
+use super::{stacked_views, split_views};
 use super::{Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
-use crate::augment::{Compose, Transform};
+use crate::augment::Compose;
 use crate::loss::{vicreg, vicreg_invariance};
 use crate::nn::{vicreg_projection_head, ProjectionHead};
 use crate::rng::SeededRng;
@@ -47,10 +48,9 @@ impl Method for VicReg {
     }
 
     fn loss(&mut self, images: &Tensor, rng: &mut SeededRng) -> Result<StepOutput> {
-        let b = images.dim(0)?;
-        let views = Tensor::cat(&[self.augment.apply(images, rng)?, self.augment.apply(images, rng)?], 0)?;
+        let views = stacked_views(&self.augment, images, rng)?;
         let z = self.projector.forward_t(&self.encoder.forward_t(&views, true)?, true)?;
-        let (z1, z2) = (z.narrow(0, 0, b)?, z.narrow(0, b, b)?);
+        let (z1, z2) = split_views(&z)?;
         let (l, m, n) = VICREG_WEIGHTS;
         let loss = vicreg(&z1, &z2, l, m, n)?;
         let metric = f64::from(vicreg_invariance(&z1.detach(), &z2.detach())?.to_scalar::<f32>()?);

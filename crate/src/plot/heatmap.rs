@@ -27,7 +27,7 @@
 //! or `.png`. [`attention_overlay`] returns an [`ImageGrid`] (HTML, `.png`).
 
 use super::image::encode_png;
-use super::{emit, html_escape, ImageGrid};
+use super::{emit_or_report, html_escape, ImageGrid};
 use base64::Engine;
 use candle_core::{DType, Device, Result, Tensor};
 use std::fmt::Write as _;
@@ -499,14 +499,10 @@ impl Heatmap {
     /// Shows the heatmap in Jupyter (evcxr): SVG when small, PNG in HTML
     /// when large (see [`to_html`](Self::to_html)).
     pub fn evcxr_display(&self) {
-        let out = if self.rows * self.cols <= 16_384 {
-            self.to_svg().map(|s| ("image/svg+xml", s))
+        if self.rows * self.cols <= 16_384 {
+            emit_or_report("image/svg+xml", self.to_svg());
         } else {
-            self.to_html().map(|s| ("text/html", s))
-        };
-        match out {
-            Ok((mime, s)) => emit(mime, &s),
-            Err(e) => eprintln!("{e}"),
+            emit_or_report("text/html", self.to_html());
         }
     }
 }

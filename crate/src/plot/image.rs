@@ -1,6 +1,6 @@
 //! Image grids: PNG tiles with captions, as HTML.
 
-use super::{emit, html_escape};
+use super::{emit_or_report, html_escape};
 use base64::Engine;
 use candle_core::{DType, Result, Tensor};
 use std::path::Path;
@@ -178,10 +178,7 @@ impl ImageGrid {
 
     /// Shows the grid in Jupyter (evcxr).
     pub fn evcxr_display(&self) {
-        match self.to_html() {
-            Ok(html) => emit("text/html", &html),
-            Err(e) => eprintln!("{e}"),
-        }
+        emit_or_report("text/html", self.to_html());
     }
 }
 

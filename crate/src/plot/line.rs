@@ -1,6 +1,6 @@
 //! Line plots and timelines as SVG, drawn with plotters.
 
-use super::{emit, PALETTE};
+use super::{emit_or_report, PALETTE};
 use candle_core::Result;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
@@ -184,10 +184,7 @@ impl LinePlot {
 
     /// Shows the plot in Jupyter (evcxr).
     pub fn evcxr_display(&self) {
-        match self.to_svg() {
-            Ok(svg) => emit("image/svg+xml", &svg),
-            Err(e) => eprintln!("{e}"),
-        }
+        emit_or_report("image/svg+xml", self.to_svg());
     }
 }
 
@@ -288,10 +285,7 @@ impl Timeline {
 
     /// Shows the timeline in Jupyter (evcxr).
     pub fn evcxr_display(&self) {
-        match self.to_svg() {
-            Ok(svg) => emit("image/svg+xml", &svg),
-            Err(e) => eprintln!("{e}"),
-        }
+        emit_or_report("image/svg+xml", self.to_svg());
     }
 }
 

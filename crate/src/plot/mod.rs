@@ -29,6 +29,14 @@ pub fn emit(mime: &str, content: &str) {
     println!("EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT");
 }
 
+/// Shows a rendering in Jupyter, or prints why it could not be made.
+pub(crate) fn emit_or_report(mime: &str, rendered: candle_core::Result<String>) {
+    match rendered {
+        Ok(content) => emit(mime, &content),
+        Err(e) => eprintln!("{e}"),
+    }
+}
+
 /// Escapes `&`, `<`, `>` and `"` for HTML.
 pub fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")

@@ -17,7 +17,7 @@
 //! largest-magnitude entry is positive, which makes the picture deterministic.
 
 use super::line::save_text;
-use super::{emit, PALETTE};
+use super::{emit_or_report, PALETTE};
 use crate::eval::{symmetric_eigen, MAX_EIGEN_DIM};
 use candle_core::{DType, Device, Result, Tensor};
 use plotters::prelude::*;
@@ -309,10 +309,7 @@ impl ScatterPlot {
 
     /// Shows the plot in Jupyter (evcxr).
     pub fn evcxr_display(&self) {
-        match self.to_svg() {
-            Ok(svg) => emit("image/svg+xml", &svg),
-            Err(e) => eprintln!("{e}"),
-        }
+        emit_or_report("image/svg+xml", self.to_svg());
     }
 }
 
