@@ -23,6 +23,7 @@
 //! On other devices and dtypes, [`conv2d`] calls Candle's own convolution.
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
 /// Geometry shared by [`Im2Col`] and [`Col2Im`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,36 +42,42 @@ impl Geometry {
         ((self.h + 2 * self.padding - self.k) / self.stride + 1, (self.w + 2 * self.padding - self.k) / self.stride + 1)
     }
 
-    /// Calls `f(col_index, image_index)` for every (row, column) of the
-    /// im2col matrix that reads a pixel inside the image.
-    fn for_each(&self, mut f: impl FnMut(usize, usize)) {
+    /// Calls `f(col_index, pixel_index)` for every (row, column) of image
+    /// `bi`'s block of the im2col matrix that reads a pixel inside the image;
+    /// both indices are relative to that image (its `H'·W'` rows, its
+    /// `C·H·W` pixels).
+    fn for_each_in_image(&self, mut f: impl FnMut(usize, usize)) {
         let (ho, wo) = self.out_hw();
         let ck = self.c * self.k * self.k;
         let (k, s, p) = (self.k as isize, self.stride as isize, self.padding as isize);
-        for bi in 0..self.b {
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let row = ((bi * ho + oy) * wo + ox) * ck;
-                    for ci in 0..self.c {
-                        let img = (bi * self.c + ci) * self.h * self.w;
-                        for ky in 0..k {
-                            let y = oy as isize * s + ky - p;
-                            if y < 0 || y >= self.h as isize {
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let row = (oy * wo + ox) * ck;
+                for ci in 0..self.c {
+                    let img = ci * self.h * self.w;
+                    for ky in 0..k {
+                        let y = oy as isize * s + ky - p;
+                        if y < 0 || y >= self.h as isize {
+                            continue;
+                        }
+                        for kx in 0..k {
+                            let x = ox as isize * s + kx - p;
+                            if x < 0 || x >= self.w as isize {
                                 continue;
                             }
-                            for kx in 0..k {
-                                let x = ox as isize * s + kx - p;
-                                if x < 0 || x >= self.w as isize {
-                                    continue;
-                                }
-                                let col = row + (ci * self.k + ky as usize) * self.k + kx as usize;
-                                f(col, img + y as usize * self.w + x as usize);
-                            }
+                            let col = row + (ci * self.k + ky as usize) * self.k + kx as usize;
+                            f(col, img + y as usize * self.w + x as usize);
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Sizes of one image's block: (im2col elements, pixels).
+    fn per_image(&self) -> (usize, usize) {
+        let (ho, wo) = self.out_hw();
+        (ho * wo * self.c * self.k * self.k, self.c * self.h * self.w)
     }
 }
 
@@ -98,7 +105,11 @@ impl CustomOp1 for Im2Col {
         let (ho, wo) = g.out_hw();
         let ck = g.c * g.k * g.k;
         let mut out = vec![0f32; g.b * ho * wo * ck];
-        g.for_each(|col, img| out[col] = x[img]);
+        let (cols_n, pix_n) = g.per_image();
+        // images are independent: one task per image, on Candle's thread pool
+        out.par_chunks_mut(cols_n).zip(x.par_chunks(pix_n)).for_each(|(dst, src)| {
+            g.for_each_in_image(|col, img| dst[col] = src[img]);
+        });
         Ok((CpuStorage::F32(out), Shape::from((g.b * ho * wo, ck))))
     }
 
@@ -116,12 +127,118 @@ impl CustomOp1 for Col2Im {
         let cols = f32_slice(s, l, "col2im")?;
         let g = self.0;
         let mut out = vec![0f32; g.b * g.c * g.h * g.w];
-        g.for_each(|col, img| out[img] += cols[col]);
+        let (cols_n, pix_n) = g.per_image();
+        out.par_chunks_mut(pix_n).zip(cols.par_chunks(cols_n)).for_each(|(dst, src)| {
+            g.for_each_in_image(|col, img| dst[img] += src[col]);
+        });
         Ok((CpuStorage::F32(out), Shape::from((g.b, g.c, g.h, g.w))))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(grad.contiguous()?.apply_op1(Im2Col(self.0))?))
+    }
+}
+
+/// `(B·P, O)` rows plus a bias `(O,)` → `(B, O, P)` channel planes: the
+/// matrix product's output moved to NCHW with the bias added, in one pass.
+struct RowsToPlanes {
+    b: usize,
+    p: usize,
+    o: usize,
+}
+/// The adjoint: `(B, O, P)` planes → `(B·P, O)` rows.
+struct PlanesToRows {
+    b: usize,
+    p: usize,
+    o: usize,
+}
+/// `(B, O, P)` → `(O,)`: the sum of every channel plane (the bias gradient).
+struct ChannelSum {
+    b: usize,
+    p: usize,
+    o: usize,
+}
+
+/// Rows of 64 output positions at a time: reads stay in cache while each
+/// channel's 64 values are written contiguously.
+const TILE: usize = 64;
+
+impl candle_core::CustomOp2 for RowsToPlanes {
+    fn name(&self) -> &'static str {
+        "sslab-rows-to-planes"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let y = f32_slice(s1, l1, "conv2d bias")?;
+        let bias = f32_slice(s2, l2, "conv2d bias")?;
+        let (p, o) = (self.p, self.o);
+        let mut out = vec![0f32; self.b * o * p];
+        out.par_chunks_mut(o * p).zip(y.par_chunks(p * o)).for_each(|(dst, src)| {
+            for t0 in (0..p).step_by(TILE) {
+                let t1 = (t0 + TILE).min(p);
+                for (ci, &bc) in bias.iter().enumerate() {
+                    let plane = &mut dst[ci * p + t0..ci * p + t1];
+                    for (i, d) in plane.iter_mut().enumerate() {
+                        *d = src[(t0 + i) * o + ci] + bc;
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((self.b, o, p))))
+    }
+
+    fn bwd(&self, _y: &Tensor, _bias: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (b, p, o) = (self.b, self.p, self.o);
+        let grad = grad.contiguous()?;
+        let gy = grad.apply_op1(PlanesToRows { b, p, o })?;
+        let gb = grad.apply_op1_no_bwd(&ChannelSum { b, p, o })?;
+        Ok((Some(gy), Some(gb)))
+    }
+}
+
+impl CustomOp1 for PlanesToRows {
+    fn name(&self) -> &'static str {
+        "sslab-planes-to-rows"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = f32_slice(s, l, "conv2d backward")?;
+        let (p, o) = (self.p, self.o);
+        let mut out = vec![0f32; self.b * p * o];
+        out.par_chunks_mut(p * o).zip(g.par_chunks(o * p)).for_each(|(dst, src)| {
+            for t0 in (0..p).step_by(TILE) {
+                let t1 = (t0 + TILE).min(p);
+                for ci in 0..o {
+                    for (i, &v) in src[ci * p + t0..ci * p + t1].iter().enumerate() {
+                        dst[(t0 + i) * o + ci] = v;
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(out), Shape::from((self.b * p, o))))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let zero = Tensor::zeros(self.o, grad.dtype(), grad.device())?;
+        Ok(Some(grad.contiguous()?.apply_op2(&zero, RowsToPlanes { b: self.b, p: self.p, o: self.o })?))
+    }
+}
+
+impl CustomOp1 for ChannelSum {
+    fn name(&self) -> &'static str {
+        "sslab-channel-sum"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = f32_slice(s, l, "conv2d bias backward")?;
+        let (p, o) = (self.p, self.o);
+        let mut out = vec![0f32; o];
+        for img in g.chunks(o * p) {
+            for (ci, acc) in out.iter_mut().enumerate() {
+                *acc += img[ci * p..(ci + 1) * p].iter().sum::<f32>();
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from(o)))
     }
 }
 
@@ -137,7 +254,7 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding: usize
         &[b, c, h, w] => (b, c, h, w),
         d => candle_core::bail!("conv2d expects x (B, C, H, W), got shape {d:?}"),
     };
-    if cx != c || kh != kw || stride == 0 || h + 2 * padding < kh || w + 2 * padding < kw {
+    if cx != c || c == 0 || kh != kw || stride == 0 || h + 2 * padding < kh || w + 2 * padding < kw {
         candle_core::bail!(
             "conv2d: input {:?} does not fit weight {:?} (square kernel, matching channels) with padding {padding}, stride {stride}",
             x.dims(),
@@ -155,11 +272,12 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding: usize
     let (ho, wo) = g.out_hw();
     let cols = x.contiguous()?.apply_op1(Im2Col(g))?;
     let wm = weight.reshape((o, c * kh * kw))?;
-    let mut y = cols.matmul(&wm.t()?)?;
-    if let Some(bias) = bias {
-        y = y.broadcast_add(&bias.reshape((1, o))?)?;
+    let y = cols.matmul(&wm.t()?)?;
+    match bias {
+        // bias and the move to NCHW in one pass, with a one-pass backward
+        Some(bias) => y.apply_op2(&bias.contiguous()?, RowsToPlanes { b, p: ho * wo, o })?.reshape((b, o, ho, wo)),
+        None => y.reshape((b, ho, wo, o))?.permute((0, 3, 1, 2))?.contiguous(),
     }
-    y.reshape((b, ho, wo, o))?.permute((0, 3, 1, 2))?.contiguous()
 }
 
 #[cfg(test)]
@@ -176,8 +294,9 @@ mod tests {
     fn im2col_conv_matches_candle_conv_in_value_and_gradient() {
         let dev = Device::Cpu;
         let mut rng = SeededRng::new(1);
-        for (padding, stride) in [(1, 1), (0, 1), (1, 2)] {
-            let x = Var::from_tensor(&rng.randn((2, 3, 7, 7), 1.0, &dev).unwrap()).unwrap();
+        // 9×9 at stride 1 gives 81 output positions: more than one tile of the bias/layout op
+        for (padding, stride, size) in [(1, 1, 7), (0, 1, 7), (1, 2, 7), (1, 1, 9), (0, 2, 8)] {
+            let x = Var::from_tensor(&rng.randn((2, 3, size, size), 1.0, &dev).unwrap()).unwrap();
             let w = Var::from_tensor(&rng.randn((4, 3, 3, 3), 0.5, &dev).unwrap()).unwrap();
             let bias = Var::from_tensor(&rng.randn(4, 0.5, &dev).unwrap()).unwrap();
             let ours = conv2d(x.as_tensor(), w.as_tensor(), Some(bias.as_tensor()), padding, stride).unwrap();

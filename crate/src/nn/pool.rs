@@ -21,6 +21,7 @@
 //! `x.relu()?.max_pool2d(2)`.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
 fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(v) = s else { candle_core::bail!("{what}: only f32 is supported") };
@@ -63,15 +64,14 @@ impl CustomOp1 for ReluMaxPool {
         let x = contiguous_f32(s, l, "relu_max_pool2d")?;
         let (planes, h, w) = dims(l, "relu_max_pool2d")?;
         let (ho, wo) = (h / 2, w / 2);
-        let mut out = Vec::with_capacity(planes * ho * wo);
-        for p in 0..planes {
-            let plane = &x[p * h * w..(p + 1) * h * w];
+        let mut out = vec![0f32; planes * ho * wo];
+        out.par_chunks_mut(ho * wo).zip(x.par_chunks(h * w)).for_each(|(dst, plane)| {
             for i in 0..ho {
                 for j in 0..wo {
-                    out.push(window_max(plane, 2 * i, w, j).1.max(0.0));
+                    dst[i * wo + j] = window_max(plane, 2 * i, w, j).1.max(0.0);
                 }
             }
-        }
+        });
         let d = l.shape().dims();
         Ok((CpuStorage::F32(out), Shape::from((d[0], d[1], ho, wo))))
     }
@@ -95,18 +95,16 @@ impl CustomOp2 for ReluMaxPoolBackward {
             candle_core::bail!("relu_max_pool2d backward: gradient {:?} for input {:?}", l2.shape(), l1.shape());
         }
         let mut out = vec![0f32; planes * h * w];
-        for p in 0..planes {
-            let plane = &x[p * h * w..(p + 1) * h * w];
-            let dst = &mut out[p * h * w..(p + 1) * h * w];
+        out.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).zip(g.par_chunks(ho * wo)).for_each(|((dst, plane), gp)| {
             for i in 0..ho {
                 for j in 0..wo {
                     let (at, v) = window_max(plane, 2 * i, w, j);
                     if v > 0.0 {
-                        dst[at] = g[(p * ho + i) * wo + j];
+                        dst[at] = gp[i * wo + j];
                     }
                 }
             }
-        }
+        });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
