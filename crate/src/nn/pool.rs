@@ -31,18 +31,21 @@ fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [
     }
 }
 
-/// Index (within the 2×2 window) of the first maximum, and its value.
-#[inline]
-fn window_max(x: &[f32], row0: usize, w: usize, j: usize) -> (usize, f32) {
-    let base = row0 * w + 2 * j;
-    let cand = [base, base + 1, base + w, base + w + 1];
-    let mut best = cand[0];
-    for &c in &cand[1..] {
-        if x[c] > x[best] {
-            best = c;
-        }
+/// First maximum of the window `[a0, a1; b0, b1]` (row-major order, as
+/// PyTorch breaks ties) as (position 0..4, value).
+#[inline(always)]
+fn window_max(a: &[f32], b: &[f32]) -> (usize, f32) {
+    let (mut at, mut m) = (0, a[0]);
+    if a[1] > m {
+        (at, m) = (1, a[1]);
     }
-    (best, x[best])
+    if b[0] > m {
+        (at, m) = (2, b[0]);
+    }
+    if b[1] > m {
+        (at, m) = (3, b[1]);
+    }
+    (at, m)
 }
 
 struct ReluMaxPool;
@@ -66,9 +69,11 @@ impl CustomOp1 for ReluMaxPool {
         let (ho, wo) = (h / 2, w / 2);
         let mut out = vec![0f32; planes * ho * wo];
         out.par_chunks_mut(ho * wo).zip(x.par_chunks(h * w)).for_each(|(dst, plane)| {
-            for i in 0..ho {
-                for j in 0..wo {
-                    dst[i * wo + j] = window_max(plane, 2 * i, w, j).1.max(0.0);
+            for (i, d) in dst.chunks_exact_mut(wo).enumerate() {
+                let r0 = &plane[2 * i * w..2 * i * w + 2 * wo];
+                let r1 = &plane[(2 * i + 1) * w..(2 * i + 1) * w + 2 * wo];
+                for ((d, a), b) in d.iter_mut().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)) {
+                    *d = window_max(a, b).1.max(0.0);
                 }
             }
         });
@@ -96,11 +101,13 @@ impl CustomOp2 for ReluMaxPoolBackward {
         }
         let mut out = vec![0f32; planes * h * w];
         out.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).zip(g.par_chunks(ho * wo)).for_each(|((dst, plane), gp)| {
-            for i in 0..ho {
-                for j in 0..wo {
-                    let (at, v) = window_max(plane, 2 * i, w, j);
+            for (i, gr) in gp.chunks_exact(wo).enumerate() {
+                let r0 = &plane[2 * i * w..2 * i * w + 2 * wo];
+                let r1 = &plane[(2 * i + 1) * w..(2 * i + 1) * w + 2 * wo];
+                for (j, ((&gv, a), b)) in gr.iter().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)).enumerate() {
+                    let (at, v) = window_max(a, b);
                     if v > 0.0 {
-                        dst[at] = gp[i * wo + j];
+                        dst[(2 * i + at / 2) * w + 2 * j + at % 2] = gv;
                     }
                 }
             }
