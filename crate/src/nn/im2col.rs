@@ -42,32 +42,35 @@ impl Geometry {
         ((self.h + 2 * self.padding - self.k) / self.stride + 1, (self.w + 2 * self.padding - self.k) / self.stride + 1)
     }
 
-    /// Calls `f(col_index, pixel_index)` for every (row, column) of image
-    /// `bi`'s block of the im2col matrix that reads a pixel inside the image;
-    /// both indices are relative to that image (its `H'·W'` rows, its
-    /// `C·H·W` pixels).
-    fn for_each_in_image(&self, mut f: impl FnMut(usize, usize)) {
+    /// Calls `f(col, pixel, len)` for every run of `len` consecutive
+    /// columns of image `bi`'s block of the im2col matrix that read `len`
+    /// consecutive pixels inside the image (one kernel row, clipped at the
+    /// border); both indices are relative to that image (its `H'·W'` rows,
+    /// its `C·H·W` pixels). Columns not covered read padding (zero).
+    #[inline(always)]
+    fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize)) {
         let (ho, wo) = self.out_hw();
-        let ck = self.c * self.k * self.k;
-        let (k, s, p) = (self.k as isize, self.stride as isize, self.padding as isize);
+        let (k, s, p, h, w) = (self.k, self.stride, self.padding, self.h, self.w);
+        let ck = self.c * k * k;
         for oy in 0..ho {
             for ox in 0..wo {
                 let row = (oy * wo + ox) * ck;
+                // kernel columns kx with 0 <= ox·s + kx − p < w
+                let x0 = ox * s;
+                let kx0 = p.saturating_sub(x0);
+                let kx1 = k.min((w + p).saturating_sub(x0));
+                if kx1 <= kx0 {
+                    continue;
+                }
                 for ci in 0..self.c {
-                    let img = ci * self.h * self.w;
+                    let img = ci * h * w;
                     for ky in 0..k {
-                        let y = oy as isize * s + ky - p;
-                        if y < 0 || y >= self.h as isize {
+                        let y = oy * s + ky;
+                        if y < p || y - p >= h {
                             continue;
                         }
-                        for kx in 0..k {
-                            let x = ox as isize * s + kx - p;
-                            if x < 0 || x >= self.w as isize {
-                                continue;
-                            }
-                            let col = row + (ci * self.k + ky as usize) * self.k + kx as usize;
-                            f(col, img + y as usize * self.w + x as usize);
-                        }
+                        let col = row + (ci * k + ky) * k + kx0;
+                        f(col, img + (y - p) * w + x0 + kx0 - p, kx1 - kx0);
                     }
                 }
             }
@@ -89,8 +92,25 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]>
     }
 }
 
+/// The im2col matrix of `x`, `(B·H'·W', C·k·k)` row-major.
+fn im2col(g: &Geometry, x: &[f32]) -> Vec<f32> {
+    let (cols_n, pix_n) = g.per_image();
+    let mut out = vec![0f32; g.b * cols_n];
+    // images are independent: one task per image, on the shared thread pool
+    out.par_chunks_mut(cols_n).zip(x.par_chunks(pix_n)).for_each(|(dst, src)| {
+        g.for_each_run(|col, img, n| dst[col..col + n].copy_from_slice(&src[img..img + n]));
+    });
+    out
+}
+
 /// `(B, C, H, W)` → `(B·H'·W', C·k·k)`.
 struct Im2Col(Geometry);
+
+/// `x (B, C, H, W)`, `W_mat (O, C·k·k)` → `im2col(x) · W_matᵀ`, `(B·H'·W', O)`,
+/// as one op: the im2col matrix lives only inside the forward pass (and is
+/// rebuilt in the backward pass), so autodiff never allocates, zero-fills and
+/// accumulates a gradient of that size (150 MB for the bench's second layer).
+struct ConvRows(Geometry);
 /// `(B·H'·W', C·k·k)` → `(B, C, H, W)`, summing overlapping contributions.
 struct Col2Im(Geometry);
 
@@ -103,18 +123,40 @@ impl CustomOp1 for Im2Col {
         let x = f32_slice(s, l, "im2col")?;
         let g = self.0;
         let (ho, wo) = g.out_hw();
-        let ck = g.c * g.k * g.k;
-        let mut out = vec![0f32; g.b * ho * wo * ck];
-        let (cols_n, pix_n) = g.per_image();
-        // images are independent: one task per image, on Candle's thread pool
-        out.par_chunks_mut(cols_n).zip(x.par_chunks(pix_n)).for_each(|(dst, src)| {
-            g.for_each_in_image(|col, img| dst[col] = src[img]);
-        });
-        Ok((CpuStorage::F32(out), Shape::from((g.b * ho * wo, ck))))
+        Ok((CpuStorage::F32(im2col(&g, x)), Shape::from((g.b * ho * wo, g.c * g.k * g.k))))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(grad.contiguous()?.apply_op1(Col2Im(self.0))?))
+    }
+}
+
+impl candle_core::CustomOp2 for ConvRows {
+    fn name(&self) -> &'static str {
+        "sslab-conv-rows"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        use candle_core::backend::BackendStorage;
+        let g = self.0;
+        let x = f32_slice(s1, l1, "conv2d")?;
+        f32_slice(s2, l2, "conv2d weight")?;
+        let (ho, wo) = g.out_hw();
+        let (m, k) = (g.b * ho * wo, g.c * g.k * g.k);
+        let o = l2.shape().dims()[0];
+        let cols = CpuStorage::F32(im2col(&g, x));
+        // W_matᵀ as a (C·k·k, O) view of the row-major (O, C·k·k) weight
+        let wt = Layout::new(Shape::from((k, o)), vec![1, k], l2.start_offset());
+        let y = cols.matmul(s2, (1, m, o, k), &Layout::contiguous((m, k)), &wt)?;
+        Ok((y, Shape::from((m, o))))
+    }
+
+    fn bwd(&self, x: &Tensor, wm: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let cols = x.contiguous()?.apply_op1_no_bwd(&Im2Col(self.0))?;
+        let gw = grad.t()?.matmul(&cols)?;
+        drop(cols);
+        let gx = grad.matmul(wm)?.apply_op1_no_bwd(&Col2Im(self.0))?;
+        Ok((Some(gx), Some(gw)))
     }
 }
 
@@ -129,7 +171,11 @@ impl CustomOp1 for Col2Im {
         let mut out = vec![0f32; g.b * g.c * g.h * g.w];
         let (cols_n, pix_n) = g.per_image();
         out.par_chunks_mut(pix_n).zip(cols.par_chunks(cols_n)).for_each(|(dst, src)| {
-            g.for_each_in_image(|col, img| dst[img] += src[col]);
+            g.for_each_run(|col, img, n| {
+                for (d, v) in dst[img..img + n].iter_mut().zip(&src[col..col + n]) {
+                    *d += v;
+                }
+            });
         });
         Ok((CpuStorage::F32(out), Shape::from((g.b, g.c, g.h, g.w))))
     }
@@ -232,6 +278,9 @@ impl CustomOp1 for ChannelSum {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = f32_slice(s, l, "conv2d bias backward")?;
         let (p, o) = (self.p, self.o);
+        if g.len() != self.b * o * p {
+            candle_core::bail!("conv2d bias backward: gradient {:?} is not ({}, {o}, {p})", l.shape(), self.b);
+        }
         let mut out = vec![0f32; o];
         for img in g.chunks(o * p) {
             for (ci, acc) in out.iter_mut().enumerate() {
@@ -270,9 +319,8 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding: usize
     }
     let g = Geometry { b, c, h, w, k: kh, stride, padding };
     let (ho, wo) = g.out_hw();
-    let cols = x.contiguous()?.apply_op1(Im2Col(g))?;
-    let wm = weight.reshape((o, c * kh * kw))?;
-    let y = cols.matmul(&wm.t()?)?;
+    let wm = weight.reshape((o, c * kh * kw))?.contiguous()?;
+    let y = x.contiguous()?.apply_op2(&wm, ConvRows(g))?;
     match bias {
         // bias and the move to NCHW in one pass, with a one-pass backward
         Some(bias) => y.apply_op2(&bias.contiguous()?, RowsToPlanes { b, p: ho * wo, o })?.reshape((b, o, ho, wo)),
