@@ -4,12 +4,15 @@
 //! how many labels, how many steps, which split measured the accuracy.
 //!
 //! - [`linear_probe`], [`label_efficiency`]: trained linear classifiers on frozen features.
+//! - [`FewLabelProtocol`], [`Comparison`]: several representations on one labelled subset
+//!   (linear probe, k-NN, random-init and from-scratch baselines), as a table and a bar chart.
 //! - [`fit_classifier`]: end-to-end training (supervised baseline, fine-tuning).
 //! - [`knn_accuracy`], [`knn_classify`]: the weighted k-NN classifier (InstDisc, DINO), no training.
 //! - [`collapse_report`], [`embedding_std`], [`effective_rank`], [`alignment`], [`uniformity`]:
 //!   collapse diagnostics of a batch of embeddings.
 
 mod collapse;
+mod compare;
 mod finetune;
 mod knn;
 mod label_efficiency;
@@ -18,6 +21,7 @@ pub use collapse::{
     alignment, collapse_report, effective_rank, embedding_std, singular_values, symmetric_eigen, uniformity,
     CollapseReport, MAX_EIGEN_DIM,
 };
+pub use compare::{Comparison, ComparisonRow, FewLabelProtocol};
 pub use finetune::{fit_classifier, ClassifierConfig, ClassifierResult};
 pub use knn::{knn_accuracy, knn_classify, knn_votes, KnnConfig, KnnProtocol, KnnResult};
 pub use label_efficiency::{label_efficiency, LabelEfficiency};

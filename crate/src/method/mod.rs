@@ -26,6 +26,7 @@
 pub mod barlow;
 pub mod byol;
 pub mod colorization;
+pub mod context;
 pub mod dino;
 mod encoder;
 pub mod jigsaw;
@@ -75,13 +76,16 @@ pub enum MethodName {
     Jigsaw,
     /// Predict an image's colours from its gray version (Zhang et al. 2016).
     Colorization,
+    /// Predict where a patch lies relative to the centre patch (Doersch et al. 2015).
+    Context,
 }
 
 impl MethodName {
     /// Every method, in the chapter's order.
-    pub const ALL: [MethodName; 11] = [
+    pub const ALL: [MethodName; 12] = [
         MethodName::Rotation,
         MethodName::Jigsaw,
+        MethodName::Context,
         MethodName::Colorization,
         MethodName::Mae,
         MethodName::SimClr,
@@ -107,6 +111,7 @@ impl MethodName {
             MethodName::Mae => "mae",
             MethodName::Jigsaw => "jigsaw",
             MethodName::Colorization => "colorization",
+            MethodName::Context => "context",
         }
     }
 }
@@ -233,6 +238,7 @@ impl PretrainConfig {
             },
             MethodName::Jigsaw => Self { batch_size: 64, optimizer: adamw2, ..base },
             MethodName::Colorization => Self { batch_size: 64, ..base },
+            MethodName::Context => Self { batch_size: 128, optimizer: adamw2, ..base },
         }
     }
 
@@ -336,6 +342,7 @@ pub fn build_method(cfg: &PretrainConfig, shape: (usize, usize, usize), params: 
         MethodName::Mae => Box::new(mae::Mae::new(cfg, shape, vb)?),
         MethodName::Jigsaw => Box::new(jigsaw::Jigsaw::new(cfg, shape, vb)?),
         MethodName::Colorization => Box::new(colorization::Colorization::new(cfg, shape, vb)?),
+        MethodName::Context => Box::new(context::Context::new(cfg, shape, vb)?),
     })
 }
 

@@ -10,14 +10,17 @@
 //! - [`ScatterPlot`]: 2-D points coloured by class (SVG); [`pca_2d`] maps embeddings to 2-D.
 //! - [`Heatmap`]: similarity, cross-correlation and attention matrices (SVG or PNG);
 //!   [`attention_overlay`] draws a \[CLS\] token's attention on its image.
+//! - [`BarChart`]: grouped bars (SVG), e.g. accuracy per method.
 //! - [`ImageGrid`]: PNG tiles in HTML. [`Table`]: HTML and text.
 
+mod bar;
 mod heatmap;
 mod image;
 mod line;
 mod scatter;
 mod table;
 
+pub use bar::BarChart;
 pub use heatmap::{attention_overlay, diverging_color, sequential_color, ColorMap, Heatmap};
 pub use image::ImageGrid;
 pub use line::{LinePlot, Timeline};

@@ -1,0 +1,260 @@
+//! One few-label protocol for comparing representations side by side: the
+//! same labelled subset, the same test split, a linear probe and a k-NN
+//! classifier on frozen features, plus the two baselines every comparison
+//! needs (a random-init encoder and the same encoder trained from scratch on
+//! the labels alone).
+
+use super::{features, fit_classifier, knn_accuracy, linear_probe, ClassifierConfig, KnnConfig, ProbeConfig};
+use crate::data::ImageDataset;
+use crate::method::{EncoderConfig, PretrainConfig, Pretrainer};
+use crate::nn::Params;
+use crate::plot::{BarChart, Table};
+use crate::rng::{derive_seed, SeededRng};
+use candle_core::{Device, ModuleT, Result, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// The protocol: how many labels, and how the classifiers are trained.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FewLabelProtocol {
+    /// Labelled examples per class, drawn from the training split.
+    pub labels_per_class: usize,
+    /// The linear probe's settings.
+    pub probe: ProbeConfig,
+    /// The k-NN classifier's settings (`k` is capped at `labels_per_class`).
+    pub knn: KnnConfig,
+    /// End-to-end training of the from-scratch baseline.
+    pub scratch: ClassifierConfig,
+    /// Seed of the labelled subset, the probe and the baselines' initialisation.
+    pub seed: u64,
+}
+
+impl FewLabelProtocol {
+    /// `labels_per_class` labels, default classifiers, seed `seed`.
+    pub fn new(labels_per_class: usize, seed: u64) -> Self {
+        Self {
+            labels_per_class,
+            probe: ProbeConfig::default(),
+            knn: KnnConfig::default(),
+            scratch: ClassifierConfig::default(),
+            seed,
+        }
+    }
+
+    /// The labelled subset of `train` that every row of a comparison uses.
+    pub fn labelled(&self, train: &ImageDataset) -> Result<ImageDataset> {
+        train.per_class_subset(self.labels_per_class, &mut SeededRng::new(derive_seed(self.seed, "labels")))
+    }
+
+    fn knn_config(&self) -> KnnConfig {
+        KnnConfig { k: self.knn.k.min(self.labels_per_class.max(1)), ..self.knn.clone() }
+    }
+
+    /// Linear probe and k-NN accuracy of the frozen features `encode(x)`.
+    pub fn evaluate(
+        &self,
+        name: &str,
+        encode: &dyn Fn(&Tensor) -> Result<Tensor>,
+        labelled: &ImageDataset,
+        test: &ImageDataset,
+    ) -> Result<ComparisonRow> {
+        if labelled.is_empty() || test.is_empty() {
+            candle_core::bail!("{name}: the comparison needs labelled and test images, got {} and {}", labelled.len(), test.len());
+        }
+        let in_batches = |x: &Tensor| -> Result<Tensor> {
+            let n = x.dim(0)?;
+            let mut out = Vec::new();
+            for s in (0..n).step_by(500) {
+                out.push(encode(&x.narrow(0, s, 500.min(n - s))?)?.detach().to_device(&Device::Cpu)?);
+            }
+            Tensor::cat(&out, 0)
+        };
+        let (ftr, fte) = (in_batches(&labelled.images)?, in_batches(&test.images)?);
+        let classes = labelled.num_classes().max(test.num_classes());
+        let probe = linear_probe(&ftr, &labelled.labels, &fte, &test.labels, classes, &self.probe, derive_seed(self.seed, "probe"))?;
+        let knn = knn_accuracy(&ftr, &labelled.labels, &fte, &test.labels, classes, &self.knn_config())?;
+        Ok(ComparisonRow { name: name.into(), linear: probe.accuracy, knn: knn.accuracy, note: String::new() })
+    }
+
+    /// [`evaluate`](Self::evaluate) on a pretraining run's encoder; the note
+    /// gives the steps and the pretext metric (mean of the last 10 steps).
+    pub fn evaluate_run(&self, name: &str, run: &Pretrainer, labelled: &ImageDataset, test: &ImageDataset) -> Result<ComparisonRow> {
+        let mut row = self.evaluate(name, &|x| run.features(x), labelled, test)?;
+        let h = run.history();
+        let tail = &h.metric[h.metric.len().saturating_sub(10)..];
+        row.note = if tail.is_empty() {
+            "not trained".into()
+        } else {
+            format!("{} steps, {} {:.3}", run.step(), h.metric_name, tail.iter().sum::<f64>() / tail.len() as f64)
+        };
+        Ok(row)
+    }
+
+    /// The encoder of `cfg` at initialisation, never trained.
+    pub fn random_init(&self, cfg: &PretrainConfig, labelled: &ImageDataset, test: &ImageDataset, dev: &Device) -> Result<ComparisonRow> {
+        let run = Pretrainer::new(cfg.clone(), labelled.image_shape()?, dev)?;
+        let mut row = self.evaluate("random init", &|x| run.features(x), labelled, test)?;
+        row.note = "the same encoder, untrained".into();
+        Ok(row)
+    }
+
+    /// `encoder` trained end to end on the labelled subset only (the
+    /// supervised baseline). `linear` is the accuracy of its own linear head,
+    /// `knn` that of k-NN on its trained features.
+    pub fn from_scratch(&self, encoder: &EncoderConfig, labelled: &ImageDataset, test: &ImageDataset, dev: &Device) -> Result<ComparisonRow> {
+        let (c, _, _) = labelled.image_shape()?;
+        let params = Params::new(derive_seed(self.seed, "scratch"));
+        let enc = encoder.with_in_channels(c).init(params.builder(dev).pp("enc"))?;
+        let encode = |x: &Tensor, t: bool| enc.forward_t(x, t);
+        let r = fit_classifier(
+            &encode,
+            params.named_trainable_vars(),
+            enc.feature_dim(),
+            labelled,
+            test,
+            &self.scratch,
+            dev,
+            derive_seed(self.seed, "scratch-head"),
+        )?;
+        let ftr = features(&enc, &labelled.images, dev, 500)?;
+        let fte = features(&enc, &test.images, dev, 500)?;
+        let classes = labelled.num_classes().max(test.num_classes());
+        let knn = knn_accuracy(&ftr, &labelled.labels, &fte, &test.labels, classes, &self.knn_config())?;
+        Ok(ComparisonRow {
+            name: "from scratch".into(),
+            linear: r.accuracy,
+            knn: knn.accuracy,
+            note: format!("supervised on the labels only, {} steps end to end", self.scratch.steps),
+        })
+    }
+
+    /// One line describing the protocol.
+    pub fn describe(&self, labelled: &ImageDataset, test: &ImageDataset) -> String {
+        format!(
+            "{} labels per class ({} labelled images) from the training split, accuracy on {} held-out test images; \
+             linear probe: AdamW lr {}, {} full-batch steps on standardised frozen features; k-NN: k = {}, T = {}; \
+             from scratch: {} steps of batch {}, lr {}; seed {}",
+            self.labels_per_class,
+            labelled.len(),
+            test.len(),
+            self.probe.lr,
+            self.probe.steps,
+            self.knn_config().k,
+            self.knn.temperature,
+            self.scratch.steps,
+            self.scratch.batch_size,
+            self.scratch.lr,
+            self.seed
+        )
+    }
+}
+
+/// One representation's accuracies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComparisonRow {
+    /// The representation.
+    pub name: String,
+    /// Linear-probe test accuracy (for "from scratch": its own head's).
+    pub linear: f64,
+    /// k-NN test accuracy.
+    pub knn: f64,
+    /// What produced it (steps, pretext metric).
+    pub note: String,
+}
+
+/// Rows of one protocol, shown as a table and a bar chart.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// The rows, in the order added.
+    pub rows: Vec<ComparisonRow>,
+    /// How every number was obtained.
+    pub protocol: String,
+}
+
+impl Comparison {
+    /// An empty comparison under `protocol`.
+    pub fn new(protocol: &str) -> Self {
+        Self { rows: Vec::new(), protocol: protocol.into() }
+    }
+
+    /// Adds (or replaces, by name) a row.
+    pub fn push(&mut self, row: ComparisonRow) {
+        match self.rows.iter_mut().find(|r| r.name == row.name) {
+            Some(r) => *r = row,
+            None => self.rows.push(row),
+        }
+    }
+
+    /// The row called `name`.
+    pub fn get(&self, name: &str) -> Option<&ComparisonRow> {
+        self.rows.iter().find(|r| r.name == name)
+    }
+
+    /// The row with the best linear-probe accuracy among those not named in `exclude`.
+    pub fn best(&self, exclude: &[&str]) -> Option<&ComparisonRow> {
+        self.rows.iter().filter(|r| !exclude.contains(&r.name.as_str())).max_by(|a, b| a.linear.total_cmp(&b.linear))
+    }
+
+    /// Test accuracies, one row per representation.
+    pub fn table(&self) -> Table {
+        let mut t = Table::new(&["representation", "linear probe", "k-NN", "how"]).caption(&self.protocol);
+        for r in &self.rows {
+            t.push(&[r.name.clone(), format!("{:.1} %", 100.0 * r.linear), format!("{:.1} %", 100.0 * r.knn), r.note.clone()]);
+        }
+        t
+    }
+
+    /// Linear-probe and k-NN accuracy per representation.
+    pub fn plot(&self) -> BarChart {
+        let names: Vec<&str> = self.rows.iter().map(|r| r.name.as_str()).collect();
+        BarChart::new("Few-label accuracy (%)", &names)
+            .y_label("test accuracy")
+            .y_max(1.0)
+            .series("linear probe", self.rows.iter().map(|r| r.linear).collect())
+            .series("k-NN", self.rows.iter().map(|r| r.knn).collect())
+    }
+
+    /// Shows the table in Jupyter (evcxr).
+    pub fn evcxr_display(&self) {
+        self.table().evcxr_display()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::method::MethodName;
+
+    #[test]
+    fn rotation_pretraining_beats_random_init_under_the_protocol_and_rows_are_named() {
+        let dev = Device::Cpu;
+        let (train, test) = crate::data::load_images("shapes", 900, 0).unwrap();
+        let proto = FewLabelProtocol { scratch: ClassifierConfig { steps: 40, ..Default::default() }, ..FewLabelProtocol::new(5, 0) };
+        let labelled = proto.labelled(&train).unwrap();
+        assert_eq!(labelled.len(), 5 * train.num_classes());
+        let mut cfg = PretrainConfig::for_method(MethodName::Rotation);
+        cfg.steps = 60;
+        let mut cmp = Comparison::new(&proto.describe(&labelled, &test));
+        cmp.push(proto.random_init(&cfg, &labelled, &test, &dev).unwrap());
+        let mut run = Pretrainer::new(cfg, train.image_shape().unwrap(), &dev).unwrap();
+        run.train_for(60, &train).unwrap();
+        cmp.push(proto.evaluate_run("rotation", &run, &labelled, &test).unwrap());
+        cmp.push(proto.from_scratch(&EncoderConfig::default(), &labelled, &test, &dev).unwrap());
+        let chance = 1.0 / train.num_classes() as f64;
+        for r in &cmp.rows {
+            assert!((0.0..=1.0).contains(&r.linear) && (0.0..=1.0).contains(&r.knn), "{r:?}");
+        }
+        let (rot, rand) = (cmp.get("rotation").unwrap(), cmp.get("random init").unwrap());
+        assert!(rot.linear > chance + 0.1, "rotation features should beat chance: {rot:?}");
+        assert!(rot.note.contains("60 steps, rotation accuracy"), "{}", rot.note);
+        assert!(rand.note.contains("untrained"));
+        assert_eq!(cmp.best(&["from scratch"]).map(|r| r.name.as_str()).is_some(), true);
+        assert_eq!(cmp.plot().to_svg().unwrap().matches("<rect class=\"bar\"").count(), 6);
+        assert!(cmp.table().to_html().contains("k-NN"));
+        // replacing a row by name keeps one row
+        cmp.push(ComparisonRow { name: "rotation".into(), linear: 0.5, knn: 0.5, note: String::new() });
+        assert_eq!(cmp.rows.len(), 3);
+        // empty inputs are named
+        let err = proto.evaluate("x", &|x| Ok(x.clone()), &labelled.take(0).unwrap(), &test).unwrap_err().to_string();
+        assert!(err.contains("x: the comparison needs labelled and test images"), "{err}");
+    }
+}
