@@ -27,7 +27,7 @@ mod text;
 mod ucr;
 
 pub use idx::{load_idx_images, read_idx, Idx};
-pub use shapes::{shapes, SHAPE_CLASSES};
+pub use shapes::{class_tint, shapes, tint_by_class, SHAPE_CLASSES};
 pub use synthetic::{
     synthetic_series, synthetic_text, synthetic_video, SERIES_CLASSES, SYNTHETIC_TEXT_TOPICS, VIDEO_CLASSES,
 };

@@ -131,3 +131,64 @@ mod tests {
         }
     }
 }
+
+/// The colour of class `k` of `n` for [`tint_by_class`]: hue `k/n`, luma 0.5.
+///
+/// `t = 0.5 + s·(rgb(hue) − luma(rgb(hue)))`, so `luma(t) = 0.5` for every
+/// class (the luma weights sum to 1) and `s = 0.56` keeps every channel in
+/// `[0, 1]` for every hue.
+pub fn class_tint(k: usize, n: usize) -> [f32; 3] {
+    let h = 6.0 * k as f32 / n.max(1) as f32;
+    let x = 1.0 - ((h % 2.0) - 1.0).abs();
+    let rgb = match h as usize {
+        0 => [1.0, x, 0.0],
+        1 => [x, 1.0, 0.0],
+        2 => [0.0, 1.0, x],
+        3 => [0.0, x, 1.0],
+        4 => [x, 0.0, 1.0],
+        _ => [1.0, 0.0, x],
+    };
+    let luma = 0.2989 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2];
+    rgb.map(|c| (0.5 + 0.56 * (c - luma)).clamp(0.0, 1.0))
+}
+
+/// Gray images `(N, 1, H, W)` coloured by their class: pixel × [`class_tint`]
+/// of its label, giving `(N, 3, H, W)`. Every tint has the same luma, so the
+/// gray version of a tinted image is the original × 0.5 whatever its class:
+/// colour can be predicted from shape (what colourisation learns), not from
+/// brightness.
+pub fn tint_by_class(data: &ImageDataset) -> Result<ImageDataset> {
+    let (c, _, _) = data.image_shape()?;
+    if c != 1 {
+        candle_core::bail!("tint_by_class: needs gray (1-channel) images, {} has {c} channels", data.name);
+    }
+    let n_classes = data.num_classes();
+    let t: Vec<f32> = data.labels.iter().flat_map(|&y| class_tint(y as usize, n_classes)).collect();
+    let t = Tensor::from_vec(t, (data.len(), 3, 1, 1), data.images.device())?;
+    let x = data.images.broadcast_mul(&t)?;
+    ImageDataset::new(x, data.labels.clone(), data.class_names.clone(), &format!("{} (tinted by class)", data.name))
+}
+
+#[cfg(test)]
+mod tint_tests {
+    use super::*;
+
+    #[test]
+    fn tints_share_one_luma_and_gray_data_is_required() {
+        for k in 0..10 {
+            let t = class_tint(k, 10);
+            let luma = 0.2989 * t[0] + 0.587 * t[1] + 0.114 * t[2];
+            assert!((luma - 0.5).abs() < 1e-3, "class {k}: luma {luma}");
+            assert!(t.iter().all(|c| (0.0..=1.0).contains(c)));
+        }
+        assert_ne!(class_tint(0, 10), class_tint(5, 10));
+        let d = shapes(12, 0).unwrap();
+        let tinted = tint_by_class(&d).unwrap();
+        assert_eq!(tinted.image_shape().unwrap(), (3, 28, 28));
+        let gray = crate::augment::rgb_to_grayscale(&tinted.images).unwrap();
+        let diff = (gray - (d.images.clone() * 0.5).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-3, "gray of the tinted images should be half the original, off by {diff}");
+        let err = tint_by_class(&tinted).unwrap_err().to_string();
+        assert!(err.contains("1-channel") && err.contains("3 channels"), "{err}");
+    }
+}

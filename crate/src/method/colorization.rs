@@ -18,7 +18,7 @@
 //! Logged metric: the MSE of the gray image itself as a prediction, minus the
 //! loss (how much better than "no colour" the model does; positive is better).
 
-use super::{Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
+use super::{Encoder, EncoderConfig, Method, PretextImages, PretrainConfig, StepOutput};
 use crate::augment::rgb_to_grayscale;
 use crate::nn::{linear, Linear};
 use crate::pretext::colorization_pair;
@@ -75,6 +75,16 @@ impl Method for Colorization {
     fn encoder(&self) -> &Encoder {
         &self.encoder
     }
+
+    /// Input: the gray image (as RGB); output: gray + the predicted colour residual.
+    fn pretext_images(&self, images: &Tensor, _rng: &mut SeededRng) -> Result<Option<PretextImages>> {
+        let (gray, target) = colorization_pair(images)?;
+        let b = images.dim(0)?;
+        let residual = self.head.forward(&self.encoder.forward_t(&gray, false)?)?.reshape((b, 3, self.height, self.width))?;
+        let gray3 = gray.broadcast_as((b, 3, self.height, self.width))?.contiguous()?;
+        let output = (&gray3 + residual.detach())?;
+        Ok(Some(PretextImages { input: gray3, output, target }))
+    }
 }
 
 #[cfg(test)]
@@ -86,14 +96,8 @@ mod tests {
     use crate::method::MethodName;
     use candle_core::Device;
 
-    /// The shapes data set tinted with one of three colours per image.
     fn colour_shapes(n: usize) -> ImageDataset {
-        let d = crate::data::shapes(n, 0).unwrap();
-        let tints = [[1f32, 0.2, 0.2], [0.2, 1.0, 0.2], [0.2, 0.2, 1.0]];
-        let t: Vec<f32> = (0..n).flat_map(|i| tints[d.labels[i] as usize % 3]).collect();
-        let t = Tensor::from_vec(t, (n, 3, 1, 1), &Device::Cpu).unwrap();
-        let x = d.images.broadcast_mul(&t).unwrap();
-        ImageDataset::new(x, d.labels.clone(), d.class_names.clone(), "colour shapes").unwrap()
+        crate::data::tint_by_class(&crate::data::shapes(n, 0).unwrap()).unwrap()
     }
 
     #[test]
@@ -111,5 +115,9 @@ mod tests {
         let (first, last) = (l[..5].iter().sum::<f64>() / 5.0, l[25..].iter().sum::<f64>() / 5.0);
         assert!(last < 0.9 * first, "colorization loss did not fall: {first} → {last}");
         assert_eq!(run.features(&data.images.narrow(0, 0, 4).unwrap()).unwrap().dims(), &[4, 8]);
+        let shown = run.pretext_images(&data.images.narrow(0, 0, 3).unwrap(), 0).unwrap();
+        assert_eq!(shown.input.dims(), &[3, 3, 28, 28]);
+        assert_eq!(shown.output.dims(), shown.target.dims());
+        assert_eq!(shown.stacked().unwrap().dims(), &[9, 3, 28, 28]);
     }
 }

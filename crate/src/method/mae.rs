@@ -20,7 +20,8 @@
 //! are the encoder's pooled output on the whole, unmasked image. Logged
 //! metric: the MSE on the visible patches (which the loss ignores).
 
-use super::{Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
+use super::{Encoder, EncoderConfig, Method, PretextImages, PretrainConfig, StepOutput};
+use crate::pretext::unpatchify;
 use crate::nn::{masked_patches, patchify, random_keep, MaeDecoder, MaeDecoderConfig};
 use crate::rng::SeededRng;
 use candle_core::{Result, Tensor, D};
@@ -93,6 +94,23 @@ impl Method for Mae {
     fn encoder(&self) -> &Encoder {
         &self.encoder
     }
+
+    /// Input: the image with its dropped patches gray (0.5); output: the
+    /// predicted patches with the visible ones pasted back.
+    fn pretext_images(&self, images: &Tensor, rng: &mut SeededRng) -> Result<Option<PretextImages>> {
+        let (_, _, h, w) = images.dims4()?;
+        let (pred, mask) = self.reconstruct(images, rng)?;
+        let target = patchify(images, self.patch)?;
+        let m = mask.unsqueeze(2)?.broadcast_as(target.shape())?; // 1 = dropped
+        let keep = m.affine(-1.0, 1.0)?;
+        let input = ((&target * &keep)? + (&m * 0.5)?)?;
+        let output = ((&target * &keep)? + (pred.detach() * &m)?)?;
+        Ok(Some(PretextImages {
+            input: unpatchify(&input, self.patch, (h, w))?,
+            output: unpatchify(&output, self.patch, (h, w))?,
+            target: images.clone(),
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -107,6 +125,13 @@ mod tests {
         let (first, last) = first_last(&run, 5);
         assert!(last < 0.8 * first, "mae loss did not fall: {first} → {last}");
         assert_eq!(run.method().feature_dim(), 16);
+        // the shown input hides the dropped patches; the output keeps the visible ones
+        let x = crate::data::shapes(2, 3).unwrap().images;
+        let shown = run.pretext_images(&x, 7).unwrap();
+        assert_eq!(shown.input.dims(), x.dims());
+        let visible = shown.input.ne(0.5f32).unwrap().to_dtype(candle_core::DType::F32).unwrap();
+        let off = ((shown.output - &x).unwrap() * visible).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(off < 1e-6, "visible patches must be pasted back unchanged, off by {off}");
         assert!(matches!(PretrainConfig::for_method(MethodName::Mae).encoder, EncoderConfig::Vit(_)));
         let mut cfg = PretrainConfig::for_method(MethodName::Mae);
         cfg.encoder = EncoderConfig::default();

@@ -307,6 +307,33 @@ pub trait Method {
     fn load_state(&mut self, _state: &HashMap<String, Tensor>) -> Result<()> {
         Ok(())
     }
+
+    /// For methods whose pretext output is an image (MAE, colourisation):
+    /// what the model sees, what it predicts and the target, as images.
+    /// `None` for the others.
+    fn pretext_images(&self, _images: &Tensor, _rng: &mut SeededRng) -> Result<Option<PretextImages>> {
+        Ok(None)
+    }
+}
+
+/// A generative pretext task at work, as three image batches of the same
+/// shape `(B, C, H, W)`, values in `[0, 1]`: show them as rows of an image grid.
+#[derive(Clone, Debug)]
+pub struct PretextImages {
+    /// What the model is given (e.g. the visible patches, the gray image).
+    pub input: Tensor,
+    /// What it predicts (MAE: the reconstruction with the visible patches pasted back, as in the paper's figures).
+    pub output: Tensor,
+    /// The original images.
+    pub target: Tensor,
+}
+
+impl PretextImages {
+    /// Input, output and target rows stacked into one batch `(3B, C, H, W)`
+    /// (for [`crate::plot::ImageGrid`] with `B` columns).
+    pub fn stacked(&self) -> Result<Tensor> {
+        Tensor::cat(&[&self.input, &self.output, &self.target], 0)?.clamp(0f32, 1f32)
+    }
 }
 
 /// Two independently augmented views of every image, stacked `(2B, C, H, W)`:
@@ -466,6 +493,20 @@ impl Pretrainer {
             self.step += 1;
         }
         Ok(&self.history)
+    }
+
+    /// The method's pretext input, prediction and target for `images` (MAE,
+    /// colourisation), with random choices (the MAE mask) drawn from `seed`;
+    /// errors for methods whose pretext output is not an image.
+    pub fn pretext_images(&self, images: &Tensor, seed: u64) -> Result<PretextImages> {
+        let x = images.to_device(&self.device)?;
+        match self.method.pretext_images(&x, &mut SeededRng::new(seed))? {
+            Some(p) => Ok(p),
+            None => candle_core::bail!(
+                "pretext_images: {} does not predict images (only mae and colorization do)",
+                self.config.method
+            ),
+        }
     }
 
     /// Representations of `images (N, C, H, W)`, computed in batches of 256
