@@ -92,6 +92,51 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// The sizes of section 24.2's image pretext-task comparison in this profile.
+    pub fn image_pretext(self) -> ImagePretextConfig {
+        let base = ImagePretextConfig {
+            profile: self,
+            train_images: 8000,
+            test_images: 2000,
+            rotation_steps: 300,
+            jigsaw_steps: 300,
+            context_steps: 600,
+            colorization_steps: 300,
+            mae_steps: 200,
+            labels_per_class: 10,
+            scratch_steps: 300,
+            probe_steps: 300,
+            seed: 0,
+        };
+        match self {
+            Self::Smoke => ImagePretextConfig {
+                train_images: 600,
+                test_images: 200,
+                rotation_steps: 4,
+                jigsaw_steps: 4,
+                context_steps: 4,
+                colorization_steps: 4,
+                mae_steps: 4,
+                scratch_steps: 5,
+                probe_steps: 30,
+                ..base
+            },
+            Self::Cpu => base,
+            Self::Gpu => ImagePretextConfig {
+                rotation_steps: 3000,
+                jigsaw_steps: 3000,
+                context_steps: 5000,
+                colorization_steps: 3000,
+                mae_steps: 3000,
+                scratch_steps: 1000,
+                probe_steps: 500,
+                ..base
+            },
+        }
+    }
+}
+
 impl fmt::Display for Profile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -129,9 +174,82 @@ pub struct WhySslConfig {
     pub seed: u64,
 }
 
+/// Sizes of section 24.2: each image pretext task pretrains the same CNN on
+/// unlabelled MNIST, then every encoder is measured on one few-label protocol.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImagePretextConfig {
+    /// The profile these sizes came from.
+    pub profile: Profile,
+    /// Images in the training split (pretraining uses them without labels).
+    pub train_images: usize,
+    /// Images in the test split (accuracy is measured here).
+    pub test_images: usize,
+    /// Optimiser steps of rotation prediction.
+    pub rotation_steps: usize,
+    /// Optimiser steps of the jigsaw puzzle.
+    pub jigsaw_steps: usize,
+    /// Optimiser steps of context prediction.
+    pub context_steps: usize,
+    /// Optimiser steps of colourisation.
+    pub colorization_steps: usize,
+    /// Optimiser steps of the masked autoencoder.
+    pub mae_steps: usize,
+    /// Labelled examples per class for the probes and the from-scratch baseline.
+    pub labels_per_class: usize,
+    /// Optimiser steps of the from-scratch baseline.
+    pub scratch_steps: usize,
+    /// Optimiser steps of each linear probe.
+    pub probe_steps: usize,
+    /// The seed behind initialisation, data order, augmentation and the labelled subset.
+    pub seed: u64,
+}
+
+impl ImagePretextConfig {
+    /// The method's recommended settings ([`crate::method::PretrainConfig::for_method`])
+    /// with this profile's step budget and seed.
+    pub fn pretrain(&self, method: crate::method::MethodName) -> crate::method::PretrainConfig {
+        use crate::method::MethodName as M;
+        let mut cfg = crate::method::PretrainConfig::for_method(method);
+        cfg.steps = match method {
+            M::Rotation => self.rotation_steps,
+            M::Jigsaw => self.jigsaw_steps,
+            M::Context => self.context_steps,
+            M::Colorization => self.colorization_steps,
+            M::Mae => self.mae_steps,
+            _ => cfg.steps,
+        };
+        if method == M::Rotation {
+            // every image is shown in 4 rotations: 32 images make a batch of 128
+            cfg.batch_size = 32;
+        }
+        cfg.warmup_steps = cfg.warmup_steps.min(cfg.steps / 4);
+        cfg.seed = self.seed;
+        cfg
+    }
+
+    /// The few-label protocol every encoder of the section is measured with.
+    pub fn protocol(&self) -> crate::eval::FewLabelProtocol {
+        let mut p = crate::eval::FewLabelProtocol::new(self.labels_per_class, self.seed);
+        p.probe.steps = self.probe_steps;
+        p.scratch.steps = self.scratch_steps;
+        p
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_pretext_budgets_grow_with_the_profile_and_reach_the_methods() {
+        use crate::method::MethodName;
+        let (smoke, cpu) = (Profile::Smoke.image_pretext(), Profile::Cpu.image_pretext());
+        assert!(smoke.mae_steps < cpu.mae_steps && cpu.mae_steps < Profile::Gpu.image_pretext().mae_steps);
+        let c = cpu.pretrain(MethodName::Context);
+        assert_eq!((c.steps, c.method, c.seed), (cpu.context_steps, MethodName::Context, cpu.seed));
+        assert!(smoke.pretrain(MethodName::Mae).check().is_ok(), "warm-up must fit a 4-step smoke run");
+        assert_eq!(cpu.protocol().scratch.steps, cpu.scratch_steps);
+    }
 
     #[test]
     fn profile_parse_accepts_names_and_rejects_others() {

@@ -72,13 +72,24 @@ impl FewLabelProtocol {
         let classes = labelled.num_classes().max(test.num_classes());
         let probe = linear_probe(&ftr, &labelled.labels, &fte, &test.labels, classes, &self.probe, derive_seed(self.seed, "probe"))?;
         let knn = knn_accuracy(&ftr, &labelled.labels, &fte, &test.labels, classes, &self.knn_config())?;
-        Ok(ComparisonRow { name: name.into(), linear: probe.accuracy, knn: knn.accuracy, note: String::new() })
+        Ok(ComparisonRow { name: name.into(), linear: probe.accuracy, knn: knn.accuracy, finetune: f64::NAN, note: String::new() })
     }
 
-    /// [`evaluate`](Self::evaluate) on a pretraining run's encoder; the note
+    /// [`evaluate`](Self::evaluate) on a pretraining run's encoder, plus
+    /// [`finetune_run`](Self::finetune_run) when `finetune` is set; the note
     /// gives the steps and the pretext metric (mean of the last 10 steps).
-    pub fn evaluate_run(&self, name: &str, run: &Pretrainer, labelled: &ImageDataset, test: &ImageDataset) -> Result<ComparisonRow> {
+    pub fn evaluate_run(
+        &self,
+        name: &str,
+        run: &Pretrainer,
+        labelled: &ImageDataset,
+        test: &ImageDataset,
+        finetune: bool,
+    ) -> Result<ComparisonRow> {
         let mut row = self.evaluate(name, &|x| run.features(x), labelled, test)?;
+        if finetune {
+            row.finetune = self.finetune_run(run, labelled, test, run.device())?;
+        }
         let h = run.history();
         let tail = &h.metric[h.metric.len().saturating_sub(10)..];
         row.note = if tail.is_empty() {
@@ -87,6 +98,41 @@ impl FewLabelProtocol {
             format!("{} steps, {} {:.3}", run.step(), h.metric_name, tail.iter().sum::<f64>() / tail.len() as f64)
         };
         Ok(row)
+    }
+
+    /// A copy of `run`'s encoder fine-tuned end to end on the labelled subset
+    /// with a fresh linear head: the from-scratch baseline's training
+    /// (same steps, head, data order), only the initialisation differs. The
+    /// run itself is not changed. Returns the test accuracy.
+    pub fn finetune_run(&self, run: &Pretrainer, labelled: &ImageDataset, test: &ImageDataset, dev: &Device) -> Result<f64> {
+        let (c, _, _) = labelled.image_shape()?;
+        let params = Params::new(derive_seed(self.seed, "scratch"));
+        let enc = run.config().encoder.with_in_channels(c).init(params.builder(dev).pp("enc"))?;
+        let pretrained: std::collections::HashMap<String, candle_core::Var> = run.params().named_vars().into_iter().collect();
+        for (name, var) in params.named_vars() {
+            match pretrained.get(&name) {
+                Some(src) if src.dims() == var.dims() => var.set(&src.as_tensor().to_device(dev)?)?,
+                Some(src) => candle_core::bail!(
+                    "finetune_run: {name} is {:?} in the {} run but {:?} for {c}-channel images",
+                    src.dims(),
+                    run.config().method,
+                    var.dims()
+                ),
+                None => candle_core::bail!("finetune_run: the {} run has no parameter {name}", run.config().method),
+            }
+        }
+        let encode = |x: &Tensor, t: bool| enc.forward_t(x, t);
+        let r = fit_classifier(
+            &encode,
+            params.named_trainable_vars(),
+            enc.feature_dim(),
+            labelled,
+            test,
+            &self.scratch,
+            dev,
+            derive_seed(self.seed, "scratch-head"),
+        )?;
+        Ok(r.accuracy)
     }
 
     /// The encoder of `cfg` at initialisation, never trained.
@@ -98,8 +144,9 @@ impl FewLabelProtocol {
     }
 
     /// `encoder` trained end to end on the labelled subset only (the
-    /// supervised baseline). `linear` is the accuracy of its own linear head,
-    /// `knn` that of k-NN on its trained features.
+    /// supervised baseline). Its accuracy goes in the `finetune` column (the
+    /// same training the pretrained encoders get there), `knn` is k-NN on its
+    /// trained features, `linear` is not measured (NaN).
     pub fn from_scratch(&self, encoder: &EncoderConfig, labelled: &ImageDataset, test: &ImageDataset, dev: &Device) -> Result<ComparisonRow> {
         let (c, _, _) = labelled.image_shape()?;
         let params = Params::new(derive_seed(self.seed, "scratch"));
@@ -121,8 +168,9 @@ impl FewLabelProtocol {
         let knn = knn_accuracy(&ftr, &labelled.labels, &fte, &test.labels, classes, &self.knn_config())?;
         Ok(ComparisonRow {
             name: "from scratch".into(),
-            linear: r.accuracy,
+            linear: f64::NAN,
             knn: knn.accuracy,
+            finetune: r.accuracy,
             note: format!("supervised on the labels only, {} steps end to end", self.scratch.steps),
         })
     }
@@ -157,8 +205,24 @@ pub struct ComparisonRow {
     pub linear: f64,
     /// k-NN test accuracy.
     pub knn: f64,
+    /// Test accuracy after fine-tuning the whole encoder on the labels
+    /// ([`FewLabelProtocol::finetune_run`]); for "from scratch" the same
+    /// training from a random initialisation; NaN when not measured.
+    #[serde(default = "nan")]
+    pub finetune: f64,
     /// What produced it (steps, pretext metric).
     pub note: String,
+}
+
+impl std::fmt::Display for ComparisonRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pct = |v: f64| if v.is_nan() { "—".to_string() } else { format!("{:.1} %", 100.0 * v) };
+        write!(f, "{}: linear probe {}, k-NN {}, fine-tuned {} ({})", self.name, pct(self.linear), pct(self.knn), pct(self.finetune), self.note)
+    }
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 /// Rows of one protocol, shown as a table and a bar chart.
@@ -189,16 +253,26 @@ impl Comparison {
         self.rows.iter().find(|r| r.name == name)
     }
 
-    /// The row with the best linear-probe accuracy among those not named in `exclude`.
-    pub fn best(&self, exclude: &[&str]) -> Option<&ComparisonRow> {
-        self.rows.iter().filter(|r| !exclude.contains(&r.name.as_str())).max_by(|a, b| a.linear.total_cmp(&b.linear))
+    /// The row with the best value of `column` ("linear", "knn" or
+    /// "finetune") among those not named in `exclude` (NaN counts as lowest).
+    pub fn best(&self, column: &str, exclude: &[&str]) -> Option<&ComparisonRow> {
+        let key = |r: &ComparisonRow| {
+            let v = match column {
+                "knn" => r.knn,
+                "finetune" => r.finetune,
+                _ => r.linear,
+            };
+            if v.is_nan() { f64::NEG_INFINITY } else { v }
+        };
+        self.rows.iter().filter(|r| !exclude.contains(&r.name.as_str())).max_by(|a, b| key(a).total_cmp(&key(b)))
     }
 
-    /// Test accuracies, one row per representation.
+    /// Test accuracies, one row per representation ("—" where not measured).
     pub fn table(&self) -> Table {
-        let mut t = Table::new(&["representation", "linear probe", "k-NN", "how"]).caption(&self.protocol);
+        let pct = |v: f64| if v.is_nan() { "—".to_string() } else { format!("{:.1} %", 100.0 * v) };
+        let mut t = Table::new(&["representation", "linear probe", "k-NN", "fine-tuned", "how"]).caption(&self.protocol);
         for r in &self.rows {
-            t.push(&[r.name.clone(), format!("{:.1} %", 100.0 * r.linear), format!("{:.1} %", 100.0 * r.knn), r.note.clone()]);
+            t.push(&[r.name.clone(), pct(r.linear), pct(r.knn), pct(r.finetune), r.note.clone()]);
         }
         t
     }
@@ -211,6 +285,7 @@ impl Comparison {
             .y_max(1.0)
             .series("linear probe", self.rows.iter().map(|r| r.linear).collect())
             .series("k-NN", self.rows.iter().map(|r| r.knn).collect())
+            .series("fine-tuned", self.rows.iter().map(|r| r.finetune).collect())
     }
 
     /// Shows the table in Jupyter (evcxr).
@@ -237,21 +312,33 @@ mod tests {
         cmp.push(proto.random_init(&cfg, &labelled, &test, &dev).unwrap());
         let mut run = Pretrainer::new(cfg, train.image_shape().unwrap(), &dev).unwrap();
         run.train_for(60, &train).unwrap();
-        cmp.push(proto.evaluate_run("rotation", &run, &labelled, &test).unwrap());
+        cmp.push(proto.evaluate_run("rotation", &run, &labelled, &test, true).unwrap());
+        // fine-tuning works on a copy: the run's own parameters are unchanged
+        let before = run.features(&test.images.narrow(0, 0, 4).unwrap()).unwrap();
+        proto.finetune_run(&run, &labelled, &test, &dev).unwrap();
+        let after = run.features(&test.images.narrow(0, 0, 4).unwrap()).unwrap();
+        assert_eq!(before.to_vec2::<f32>().unwrap(), after.to_vec2::<f32>().unwrap());
         cmp.push(proto.from_scratch(&EncoderConfig::default(), &labelled, &test, &dev).unwrap());
         let chance = 1.0 / train.num_classes() as f64;
         for r in &cmp.rows {
-            assert!((0.0..=1.0).contains(&r.linear) && (0.0..=1.0).contains(&r.knn), "{r:?}");
+            for v in [r.linear, r.knn, r.finetune] {
+                assert!(v.is_nan() || (0.0..=1.0).contains(&v), "{r:?}");
+            }
         }
         let (rot, rand) = (cmp.get("rotation").unwrap(), cmp.get("random init").unwrap());
         assert!(rot.linear > chance + 0.1, "rotation features should beat chance: {rot:?}");
         assert!(rot.note.contains("60 steps, rotation accuracy"), "{}", rot.note);
         assert!(rand.note.contains("untrained"));
-        assert_eq!(cmp.best(&["from scratch"]).map(|r| r.name.as_str()).is_some(), true);
-        assert_eq!(cmp.plot().to_svg().unwrap().matches("<rect class=\"bar\"").count(), 6);
+        assert!(rand.to_string().starts_with("random init: linear probe ") && rand.to_string().contains("fine-tuned —"));
+        assert!(rot.finetune.is_finite() && rand.finetune.is_nan());
+        let scratch = cmp.get("from scratch").unwrap();
+        assert!(scratch.linear.is_nan() && (0.0..=1.0).contains(&scratch.finetune), "{scratch:?}");
+        assert_eq!(cmp.best("linear", &[]).unwrap().name, if rot.linear >= rand.linear { "rotation" } else { "random init" });
+        // bars: linear 2 (scratch has none), k-NN 3, fine-tuned 2 (random init has none)
+        assert_eq!(cmp.plot().to_svg().unwrap().matches("<rect class=\"bar\"").count(), 7);
         assert!(cmp.table().to_html().contains("k-NN"));
         // replacing a row by name keeps one row
-        cmp.push(ComparisonRow { name: "rotation".into(), linear: 0.5, knn: 0.5, note: String::new() });
+        cmp.push(ComparisonRow { name: "rotation".into(), linear: 0.5, knn: 0.5, finetune: f64::NAN, note: String::new() });
         assert_eq!(cmp.rows.len(), 3);
         // empty inputs are named
         let err = proto.evaluate("x", &|x| Ok(x.clone()), &labelled.take(0).unwrap(), &test).unwrap_err().to_string();

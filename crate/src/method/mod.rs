@@ -495,6 +495,11 @@ impl Pretrainer {
         Ok(&self.history)
     }
 
+    /// The device the run trains on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// The method's pretext input, prediction and target for `images` (MAE,
     /// colourisation), with random choices (the MAE mask) drawn from `seed`;
     /// errors for methods whose pretext output is not an image.
