@@ -65,7 +65,7 @@ pub use candle_core::{Error, Result};
 pub mod prelude {
     pub use crate::augment::{Compose, Transform, TwoViews};
     pub use crate::config::{ImagePretextConfig, Profile, WhySslConfig};
-    pub use crate::data::{data_dir, DataSpec, ImageDataset, SeriesDataset, TextCorpus, Tokenizer, TokenizerKind};
+    pub use crate::data::{data_dir, DataSpec, ImageDataset, LabelledData, SeriesDataset, TextCorpus, Tokenizer, TokenizerKind};
     pub use crate::device::{device, DeviceChoice};
     pub use crate::eval::{collapse_report, knn_accuracy, linear_probe, Comparison, FewLabelProtocol, KnnConfig, ProbeConfig};
     pub use crate::loss::{barlow_twins, byol, clip, dino, info_nce, moco, negative_cosine, nt_xent, vicreg};

@@ -90,6 +90,75 @@ pub struct ImageDataset {
     pub name: String,
 }
 
+/// What evaluation needs of a labelled data set, images or series: the
+/// classifiers in [`crate::eval`] take either through this trait.
+pub trait LabelledData {
+    /// The inputs, `(N, …)`: images `(N, C, H, W)` or series `(N, C, T)`.
+    fn inputs(&self) -> &Tensor;
+    /// Class index of each input.
+    fn labels(&self) -> &[u32];
+    /// Number of classes (the length of the class-name list).
+    fn num_classes(&self) -> usize;
+    /// Where the data came from, for messages.
+    fn name(&self) -> &str;
+    /// `k` examples of every class, drawn with `rng`.
+    fn per_class_subset(&self, k: usize, rng: &mut SeededRng) -> Result<Self>
+    where
+        Self: Sized;
+    /// A batch `(inputs, labels)` on `dev`.
+    fn batch(&self, indices: &[usize], dev: &Device) -> Result<(Tensor, Tensor)>;
+    /// Number of examples.
+    fn len(&self) -> usize {
+        self.labels().len()
+    }
+    /// Whether there are no examples.
+    fn is_empty(&self) -> bool {
+        self.labels().is_empty()
+    }
+}
+
+impl LabelledData for ImageDataset {
+    fn inputs(&self) -> &Tensor {
+        &self.images
+    }
+    fn labels(&self) -> &[u32] {
+        &self.labels
+    }
+    fn num_classes(&self) -> usize {
+        ImageDataset::num_classes(self)
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn per_class_subset(&self, k: usize, rng: &mut SeededRng) -> Result<Self> {
+        ImageDataset::per_class_subset(self, k, rng)
+    }
+    fn batch(&self, indices: &[usize], dev: &Device) -> Result<(Tensor, Tensor)> {
+        ImageDataset::batch(self, indices, dev)
+    }
+}
+
+impl LabelledData for SeriesDataset {
+    fn inputs(&self) -> &Tensor {
+        &self.series
+    }
+    fn labels(&self) -> &[u32] {
+        &self.labels
+    }
+    fn num_classes(&self) -> usize {
+        SeriesDataset::num_classes(self)
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn per_class_subset(&self, k: usize, rng: &mut SeededRng) -> Result<Self> {
+        SeriesDataset::per_class_subset(self, k, rng)
+    }
+    fn batch(&self, indices: &[usize], dev: &Device) -> Result<(Tensor, Tensor)> {
+        SeriesDataset::batch(self, indices, dev)
+    }
+}
+
 impl ImageDataset {
     /// Checks the parts agree and builds the data set.
     pub fn new(images: Tensor, labels: Vec<u32>, class_names: Vec<String>, name: &str) -> Result<Self> {

@@ -5,7 +5,7 @@
 //! the labels alone).
 
 use super::{features, fit_classifier, knn_accuracy, linear_probe, ClassifierConfig, KnnConfig, ProbeConfig};
-use crate::data::ImageDataset;
+use crate::data::{ImageDataset, LabelledData};
 use crate::method::{EncoderConfig, PretrainConfig, Pretrainer};
 use crate::nn::Params;
 use crate::plot::{BarChart, Table};
@@ -41,24 +41,25 @@ impl FewLabelProtocol {
     }
 
     /// The labelled subset of `train` that every row of a comparison uses.
-    pub fn labelled(&self, train: &ImageDataset) -> Result<ImageDataset> {
-        train.per_class_subset(self.labels_per_class, &mut SeededRng::new(derive_seed(self.seed, "labels")))
+    pub fn labelled<L: LabelledData>(&self, train: &L) -> Result<L> {
+        LabelledData::per_class_subset(train, self.labels_per_class, &mut SeededRng::new(derive_seed(self.seed, "labels")))
     }
 
     fn knn_config(&self) -> KnnConfig {
         KnnConfig { k: self.knn.k.min(self.labels_per_class.max(1)), ..self.knn.clone() }
     }
 
-    /// Linear probe and k-NN accuracy of the frozen features `encode(x)`.
-    pub fn evaluate(
+    /// Linear probe and k-NN accuracy of the frozen features `encode(x)`
+    /// (images or series).
+    pub fn evaluate<L: LabelledData>(
         &self,
         name: &str,
         encode: &dyn Fn(&Tensor) -> Result<Tensor>,
-        labelled: &ImageDataset,
-        test: &ImageDataset,
+        labelled: &L,
+        test: &L,
     ) -> Result<ComparisonRow> {
         if labelled.is_empty() || test.is_empty() {
-            candle_core::bail!("{name}: the comparison needs labelled and test images, got {} and {}", labelled.len(), test.len());
+            candle_core::bail!("{name}: the comparison needs labelled and test examples, got {} and {}", labelled.len(), test.len());
         }
         let in_batches = |x: &Tensor| -> Result<Tensor> {
             let n = x.dim(0)?;
@@ -68,10 +69,11 @@ impl FewLabelProtocol {
             }
             Tensor::cat(&out, 0)
         };
-        let (ftr, fte) = (in_batches(&labelled.images)?, in_batches(&test.images)?);
-        let classes = labelled.num_classes().max(test.num_classes());
-        let probe = linear_probe(&ftr, &labelled.labels, &fte, &test.labels, classes, &self.probe, derive_seed(self.seed, "probe"))?;
-        let knn = knn_accuracy(&ftr, &labelled.labels, &fte, &test.labels, classes, &self.knn_config())?;
+        let (ftr, fte) = (in_batches(labelled.inputs())?, in_batches(test.inputs())?);
+        let classes = LabelledData::num_classes(labelled).max(LabelledData::num_classes(test));
+        let (ytr, yte) = (labelled.labels(), test.labels());
+        let probe = linear_probe(&ftr, ytr, &fte, yte, classes, &self.probe, derive_seed(self.seed, "probe"))?;
+        let knn = knn_accuracy(&ftr, ytr, &fte, yte, classes, &self.knn_config())?;
         Ok(ComparisonRow { name: name.into(), linear: probe.accuracy, knn: knn.accuracy, finetune: f64::NAN, note: String::new() })
     }
 
@@ -176,9 +178,9 @@ impl FewLabelProtocol {
     }
 
     /// One line describing the protocol.
-    pub fn describe(&self, labelled: &ImageDataset, test: &ImageDataset) -> String {
+    pub fn describe<L: LabelledData>(&self, labelled: &L, test: &L) -> String {
         format!(
-            "{} labels per class ({} labelled images) from the training split, accuracy on {} held-out test images; \
+            "{} labels per class ({} labelled examples) from the training split, accuracy on {} held-out test examples; \
              linear probe: AdamW lr {}, {} full-batch steps on standardised frozen features; k-NN: k = {}, T = {}; \
              from scratch: {} steps of batch {}, lr {}; seed {}",
             self.labels_per_class,
@@ -342,6 +344,6 @@ mod tests {
         assert_eq!(cmp.rows.len(), 3);
         // empty inputs are named
         let err = proto.evaluate("x", &|x| Ok(x.clone()), &labelled.take(0).unwrap(), &test).unwrap_err().to_string();
-        assert!(err.contains("x: the comparison needs labelled and test images"), "{err}");
+        assert!(err.contains("x: the comparison needs labelled and test examples"), "{err}");
     }
 }

@@ -8,7 +8,7 @@
 //! one it is supervised learning from scratch. Both report test accuracy
 //! with their protocol.
 
-use crate::data::ImageDataset;
+use crate::data::LabelledData;
 use crate::loss::{accuracy, cross_entropy};
 use crate::nn::{linear, Params};
 use crate::train::{finite_loss, History, OptimizerConfig, StepSampler};
@@ -54,12 +54,12 @@ pub struct ClassifierResult {
 /// its parameters must be among `encoder_vars` to be trained (pass none to
 /// train the head alone). The head is initialised from `seed`.
 #[allow(clippy::too_many_arguments)]
-pub fn fit_classifier(
+pub fn fit_classifier<L: LabelledData>(
     encode: &dyn Fn(&Tensor, bool) -> Result<Tensor>,
     encoder_vars: Vec<(String, Var)>,
     feature_dim: usize,
-    train: &ImageDataset,
-    test: &ImageDataset,
+    train: &L,
+    test: &L,
     cfg: &ClassifierConfig,
     dev: &Device,
     seed: u64,
@@ -89,7 +89,7 @@ pub fn fit_classifier(
         opt.backward_step(&loss)?;
         history.push(k + 1, l, accuracy(&logits, &y)?);
     }
-    let acc = |data: &ImageDataset| -> Result<f64> {
+    let acc = |data: &L| -> Result<f64> {
         let mut correct = 0usize;
         for start in (0..data.len()).step_by(500) {
             let idx: Vec<usize> = (start..(start + 500).min(data.len())).collect();
