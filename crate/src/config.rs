@@ -99,13 +99,13 @@ impl Profile {
             profile: self,
             train_images: 8000,
             test_images: 2000,
-            rotation_steps: 300,
-            jigsaw_steps: 300,
+            rotation_steps: 200,
+            jigsaw_steps: 200,
             context_steps: 600,
-            colorization_steps: 300,
-            mae_steps: 200,
+            colorization_steps: 200,
+            mae_steps: 150,
             labels_per_class: 10,
-            scratch_steps: 300,
+            scratch_steps: 150,
             probe_steps: 300,
             seed: 0,
         };
@@ -133,6 +133,42 @@ impl Profile {
                 probe_steps: 500,
                 ..base
             },
+        }
+    }
+}
+
+impl Profile {
+    /// The sizes of section 24.4's sequence pretext tasks in this profile.
+    pub fn sequence_pretext(self) -> SequencePretextConfig {
+        let base = SequencePretextConfig {
+            profile: self,
+            data: "ucr:ucr/GunPoint".into(),
+            steps: 200,
+            batch_size: 32,
+            labels_per_class: 5,
+            scratch_steps: 200,
+            probe_steps: 300,
+            video_clips: 600,
+            video_train: 400,
+            video_frames: 8,
+            video_size: 16,
+            video_steps: 1000,
+            video_labels_per_class: 10,
+            seed: 0,
+        };
+        match self {
+            Self::Smoke => SequencePretextConfig {
+                steps: 3,
+                scratch_steps: 3,
+                probe_steps: 20,
+                video_clips: 60,
+                video_train: 40,
+                video_steps: 3,
+                video_labels_per_class: 2,
+                ..base
+            },
+            Self::Cpu => base,
+            Self::Gpu => SequencePretextConfig { steps: 2000, scratch_steps: 1000, video_clips: 4000, video_train: 3000, video_steps: 2000, ..base },
         }
     }
 }
@@ -236,6 +272,75 @@ impl ImagePretextConfig {
     }
 }
 
+/// Sizes of section 24.4: four pretext tasks on a UCR time-series problem
+/// and frame-order prediction on synthetic video, each measured with few labels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SequencePretextConfig {
+    /// The profile these sizes came from.
+    pub profile: Profile,
+    /// The time-series data spec (`ucr:DIR/NAME` or `synthetic-series`).
+    pub data: String,
+    /// Optimiser steps of each time-series pretext task.
+    pub steps: usize,
+    /// Series per pretraining step.
+    pub batch_size: usize,
+    /// Labelled series per class for the probes and the from-scratch baseline.
+    pub labels_per_class: usize,
+    /// Optimiser steps of the from-scratch baseline (and of fine-tuning).
+    pub scratch_steps: usize,
+    /// Optimiser steps of each linear probe.
+    pub probe_steps: usize,
+    /// Synthetic clips in all.
+    pub video_clips: usize,
+    /// Clips in the training split (the rest are the test split).
+    pub video_train: usize,
+    /// Frames per clip.
+    pub video_frames: usize,
+    /// Frame side in pixels.
+    pub video_size: usize,
+    /// Optimiser steps of frame-order pretraining.
+    pub video_steps: usize,
+    /// Labelled clips per class.
+    pub video_labels_per_class: usize,
+    /// The seed behind initialisation, batches, pretext randomness and labelled subsets.
+    pub seed: u64,
+}
+
+impl SequencePretextConfig {
+    /// The task's recommended settings with this profile's budget and seed.
+    pub fn pretrain(&self, task: crate::sequence::SeriesTask) -> crate::sequence::SeriesPretrainConfig {
+        crate::sequence::SeriesPretrainConfig {
+            steps: self.steps,
+            batch_size: self.batch_size,
+            seed: self.seed,
+            ..crate::sequence::SeriesPretrainConfig::for_task(task)
+        }
+    }
+
+    /// The few-label protocol of the time-series comparison.
+    pub fn protocol(&self) -> crate::eval::FewLabelProtocol {
+        let mut p = crate::eval::FewLabelProtocol::new(self.labels_per_class, self.seed);
+        p.probe.steps = self.probe_steps;
+        p.scratch.steps = self.scratch_steps;
+        p.scratch.batch_size = 32;
+        p
+    }
+
+    /// Frame-order pretraining: 3-frame tuples, a 128 → 64 frame encoder, AdamW 3e-3.
+    pub fn frame_order(&self) -> crate::sequence::FrameOrderConfig {
+        crate::sequence::FrameOrderConfig { lr: 3e-3, seed: self.seed, ..Default::default() }
+    }
+
+    /// The few-label protocol of the video comparison.
+    pub fn video_protocol(&self) -> crate::eval::FewLabelProtocol {
+        let mut p = crate::eval::FewLabelProtocol::new(self.video_labels_per_class, self.seed);
+        p.probe.steps = self.probe_steps;
+        p.scratch.steps = self.scratch_steps;
+        p.scratch.batch_size = 32;
+        p
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +354,18 @@ mod tests {
         assert_eq!((c.steps, c.method, c.seed), (cpu.context_steps, MethodName::Context, cpu.seed));
         assert!(smoke.pretrain(MethodName::Mae).check().is_ok(), "warm-up must fit a 4-step smoke run");
         assert_eq!(cpu.protocol().scratch.steps, cpu.scratch_steps);
+    }
+
+    #[test]
+    fn sequence_budgets_grow_with_the_profile_and_reach_the_tasks() {
+        use crate::sequence::SeriesTask;
+        let (smoke, cpu) = (Profile::Smoke.sequence_pretext(), Profile::Cpu.sequence_pretext());
+        assert!(smoke.steps < cpu.steps && cpu.steps < Profile::Gpu.sequence_pretext().steps);
+        let c = cpu.pretrain(SeriesTask::Cpc);
+        assert_eq!((c.task, c.steps, c.seed), (SeriesTask::Cpc, cpu.steps, cpu.seed));
+        assert!(smoke.video_train < smoke.video_clips && cpu.video_train < cpu.video_clips);
+        assert_eq!(cpu.frame_order().seed, cpu.seed);
+        assert_eq!(cpu.video_protocol().labels_per_class, cpu.video_labels_per_class);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! | [`rng`] | the seeded random generator behind initialisation, data order and augmentation |
 //! | [`data`] | data specs (`shapes`, `idx:DIR`, `ucr:DIR/NAME`, `text:FILE`, synthetic text/series/video), IDX, UCR `.ts` and text loaders, tokenizers |
 //! | [`augment`] | seeded augmentations and multi-view pipelines |
+//! | [`sequence`] | pretraining on time series (masked steps, order, CPC, contrastive) and video (frame order), with few-label evaluation |
 //! | [`pretext`] | pretext tasks T: x → (x̃, y) for images (rotation, jigsaw, colorization, context, MAE masking), text (BERT masking, causal LM, NSP, skip-gram, CBOW), sequences (masked steps, order verification, CPC) and video (frame order) |
 //! | [`nn`] | seeded parameters; small CNN, ResNet, ViT (+ MAE decoder), text and sequence transformers, 1-D CNN; projection/prediction heads; EMA teacher; MoCo queue; differentiable softmax/layer norm; fast im2col convolution |
 //! | [`loss`] | contrastive (InfoNCE, NT-Xent, MoCo, CLIP), distillation (SimSiam, BYOL, DINO) and redundancy-reduction (Barlow Twins, VICReg) losses, cross-entropy |
@@ -57,14 +58,30 @@ pub mod nn;
 pub mod plot;
 pub mod pretext;
 pub mod rng;
+pub mod sequence;
 pub mod train;
 
 pub use candle_core::{Error, Result};
 
+/// The message of an error without the backtrace Candle attaches when
+/// `RUST_BACKTRACE` is set (as it is inside the Jupyter kernel): for showing
+/// an expected error in a notebook.
+///
+/// ```
+/// let e = candle_core::Error::Msg("bad shape".into()).bt();
+/// assert_eq!(sslab::message(&e), "bad shape");
+/// ```
+pub fn message(e: &Error) -> String {
+    match e {
+        Error::WithBacktrace { inner, .. } => message(inner),
+        e => e.to_string(),
+    }
+}
+
 /// Everything a notebook's setup cell needs, in one `use sslab::prelude::*;`.
 pub mod prelude {
     pub use crate::augment::{Compose, Transform, TwoViews};
-    pub use crate::config::{ImagePretextConfig, Profile, WhySslConfig};
+    pub use crate::config::{ImagePretextConfig, Profile, SequencePretextConfig, WhySslConfig};
     pub use crate::data::{data_dir, DataSpec, ImageDataset, LabelledData, SeriesDataset, TextCorpus, Tokenizer, TokenizerKind};
     pub use crate::device::{device, DeviceChoice};
     pub use crate::eval::{collapse_report, knn_accuracy, linear_probe, Comparison, FewLabelProtocol, KnnConfig, ProbeConfig};

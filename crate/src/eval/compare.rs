@@ -110,19 +110,7 @@ impl FewLabelProtocol {
         let (c, _, _) = labelled.image_shape()?;
         let params = Params::new(derive_seed(self.seed, "scratch"));
         let enc = run.config().encoder.with_in_channels(c).init(params.builder(dev).pp("enc"))?;
-        let pretrained: std::collections::HashMap<String, candle_core::Var> = run.params().named_vars().into_iter().collect();
-        for (name, var) in params.named_vars() {
-            match pretrained.get(&name) {
-                Some(src) if src.dims() == var.dims() => var.set(&src.as_tensor().to_device(dev)?)?,
-                Some(src) => candle_core::bail!(
-                    "finetune_run: {name} is {:?} in the {} run but {:?} for {c}-channel images",
-                    src.dims(),
-                    run.config().method,
-                    var.dims()
-                ),
-                None => candle_core::bail!("finetune_run: the {} run has no parameter {name}", run.config().method),
-            }
-        }
+        params.load_from(run.params(), "enc.")?;
         let encode = |x: &Tensor, t: bool| enc.forward_t(x, t);
         let r = fit_classifier(
             &encode,

@@ -15,8 +15,8 @@
 //! encoder's pooled features to every pixel. The encoder sees only gray
 //! images (1 input channel); [`Method::encode`] turns colour images gray
 //! first. Not defined for 1-channel data: [`Colorization::new`] errors.
-//! Logged metric: the MSE of the gray image itself as a prediction, minus the
-//! loss (how much better than "no colour" the model does; positive is better).
+//! Logged metric: the fraction of the colour error removed, `1 − loss / MSE(gray, x)`
+//! (0 = no better than leaving the image gray, 1 = perfect colours).
 
 use super::{Encoder, EncoderConfig, Method, PretextImages, PretrainConfig, StepOutput};
 use crate::augment::rgb_to_grayscale;
@@ -52,7 +52,7 @@ impl Colorization {
 
 impl Method for Colorization {
     fn metric_name(&self) -> &'static str {
-        "MSE gain over gray"
+        "colour error removed"
     }
 
     fn loss(&mut self, images: &Tensor, _rng: &mut SeededRng) -> Result<StepOutput> {
@@ -62,7 +62,7 @@ impl Method for Colorization {
         let gray3 = gray.broadcast_as((b, 3, self.height, self.width))?;
         let loss = (gray3.broadcast_add(&residual)? - &target)?.sqr()?.mean_all()?;
         let base = (gray3 - &target)?.sqr()?.mean_all()?.to_scalar::<f32>()?;
-        let metric = f64::from(base - loss.to_scalar::<f32>()?);
+        let metric = if base > 0.0 { f64::from(1.0 - loss.to_scalar::<f32>()? / base) } else { 0.0 };
         Ok(StepOutput { loss, metric })
     }
 

@@ -66,6 +66,27 @@ impl Params {
         self.named_vars().into_iter().filter(|(n, _)| !super::is_buffer(n)).collect()
     }
 
+    /// Copies into this store the current values of `source`'s variables whose
+    /// names start with `prefix` (batch-norm statistics included), e.g. a
+    /// pretrained encoder `"enc."` into a fresh one for fine-tuning. Every
+    /// such variable here must exist in `source` with the same shape; the
+    /// copy is independent of `source` afterwards. Returns how many were copied.
+    pub fn load_from(&self, source: &Params, prefix: &str) -> Result<usize> {
+        let src: std::collections::HashMap<String, Var> = source.named_vars().into_iter().collect();
+        let mut n = 0;
+        for (name, var) in self.named_vars().into_iter().filter(|(n, _)| n.starts_with(prefix)) {
+            let Some(s) = src.get(&name) else {
+                candle_core::bail!("load_from: the source has no parameter {name}");
+            };
+            if s.dims() != var.dims() {
+                candle_core::bail!("load_from: {name} is {:?} in the source but {:?} here", s.dims(), var.dims());
+            }
+            var.set(&s.as_tensor().to_device(var.device())?.to_dtype(var.dtype())?)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// The trainable variables, sorted by name (no batch-norm running statistics).
     pub fn trainable_vars(&self) -> Vec<Var> {
         self.named_trainable_vars().into_iter().map(|(_, v)| v).collect()

@@ -80,12 +80,13 @@ impl Conv1dEncoder {
     pub fn feature_dim(&self) -> usize {
         self.feature_dim
     }
-}
 
-impl ModuleT for Conv1dEncoder {
+    /// The features of every time step, before the pooling ("same" padding
+    /// keeps the length).
+    ///
     /// # Shapes
-    /// `(B, C, T)` → `(B, feature_dim)`.
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    /// `(B, C, T)` → `(B, feature_dim, T)`.
+    pub fn forward_steps_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         expect_rank(x, 3, "Conv1dEncoder", "(B, C, T)")?;
         if x.dim(1)? != self.in_channels || x.dim(2)? == 0 {
             candle_core::bail!("Conv1dEncoder expects (B, {}, T), got shape {:?}", self.in_channels, x.dims());
@@ -98,7 +99,15 @@ impl ModuleT for Conv1dEncoder {
             }
             y = y.relu()?;
         }
-        y.mean(2)
+        Ok(y)
+    }
+}
+
+impl ModuleT for Conv1dEncoder {
+    /// # Shapes
+    /// `(B, C, T)` → `(B, feature_dim)`.
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_steps_t(x, train)?.mean(2)
     }
 }
 
