@@ -99,10 +99,10 @@ impl Profile {
             profile: self,
             train_images: 8000,
             test_images: 2000,
-            rotation_steps: 200,
+            rotation_steps: 150,
             jigsaw_steps: 200,
             context_steps: 600,
-            colorization_steps: 200,
+            colorization_steps: 150,
             mae_steps: 150,
             labels_per_class: 10,
             scratch_steps: 150,
@@ -169,6 +169,41 @@ impl Profile {
             },
             Self::Cpu => base,
             Self::Gpu => SequencePretextConfig { steps: 2000, scratch_steps: 1000, video_clips: 4000, video_train: 3000, video_steps: 2000, ..base },
+        }
+    }
+}
+
+impl Profile {
+    /// The sizes of section 24.3's text pretext tasks in this profile.
+    pub fn text_pretext(self) -> TextPretextConfig {
+        let base = TextPretextConfig {
+            profile: self,
+            data: "text:tinyshakespeare/input.txt".into(),
+            max_words: 3000,
+            word_steps: 1500,
+            lm_steps: 300,
+            nsp_steps: 200,
+            probe_windows: 3000,
+            probe_train: 2000,
+            labels_per_class: 10,
+            scratch_steps: 150,
+            probe_steps: 300,
+            seed: 0,
+        };
+        match self {
+            Self::Smoke => TextPretextConfig {
+                word_steps: 5,
+                lm_steps: 3,
+                nsp_steps: 3,
+                probe_windows: 300,
+                probe_train: 200,
+                labels_per_class: 2,
+                scratch_steps: 3,
+                probe_steps: 20,
+                ..base
+            },
+            Self::Cpu => base,
+            Self::Gpu => TextPretextConfig { word_steps: 20_000, lm_steps: 5000, nsp_steps: 2000, scratch_steps: 500, ..base },
         }
     }
 }
@@ -341,6 +376,56 @@ impl SequencePretextConfig {
     }
 }
 
+/// Sizes of section 24.3: word vectors, masked and causal language models
+/// and next-sentence prediction on a text corpus, and a few-label probe.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TextPretextConfig {
+    /// The profile these sizes came from.
+    pub profile: Profile,
+    /// The corpus (`text:FILE` or `synthetic-text`).
+    pub data: String,
+    /// Word vocabulary size (the rest become `[UNK]`).
+    pub max_words: usize,
+    /// Optimiser steps of skip-gram and of CBOW.
+    pub word_steps: usize,
+    /// Optimiser steps of each language model.
+    pub lm_steps: usize,
+    /// Optimiser steps of next-sentence prediction.
+    pub nsp_steps: usize,
+    /// Masked-character windows drawn for the probe.
+    pub probe_windows: usize,
+    /// Of which the training split (the rest are the test split).
+    pub probe_train: usize,
+    /// Labelled windows per character class.
+    pub labels_per_class: usize,
+    /// Optimiser steps of the from-scratch baseline (and of fine-tuning).
+    pub scratch_steps: usize,
+    /// Optimiser steps of each linear probe.
+    pub probe_steps: usize,
+    /// The seed behind initialisation, batches, masks and the labelled subset.
+    pub seed: u64,
+}
+
+impl TextPretextConfig {
+    /// Word-vector settings of `model` with this profile's budget and seed.
+    pub fn word2vec(&self, model: crate::language::WordModel) -> crate::language::Word2VecConfig {
+        crate::language::Word2VecConfig { steps: self.word_steps, seed: self.seed, ..crate::language::Word2VecConfig::new(model) }
+    }
+
+    /// Language-model settings of `objective` with this profile's budget and seed.
+    pub fn lm(&self, objective: crate::language::LmObjective) -> crate::language::LmConfig {
+        crate::language::LmConfig { steps: self.lm_steps, seed: self.seed, ..crate::language::LmConfig::new(objective) }
+    }
+
+    /// The few-label protocol of the masked-character probe.
+    pub fn protocol(&self) -> crate::eval::FewLabelProtocol {
+        let mut p = crate::eval::FewLabelProtocol::new(self.labels_per_class, self.seed);
+        p.probe.steps = self.probe_steps;
+        p.scratch.steps = self.scratch_steps;
+        p
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,6 +451,17 @@ mod tests {
         assert!(smoke.video_train < smoke.video_clips && cpu.video_train < cpu.video_clips);
         assert_eq!(cpu.frame_order().seed, cpu.seed);
         assert_eq!(cpu.video_protocol().labels_per_class, cpu.video_labels_per_class);
+    }
+
+    #[test]
+    fn text_budgets_grow_with_the_profile_and_reach_the_models() {
+        use crate::language::{LmObjective, WordModel};
+        let (smoke, cpu) = (Profile::Smoke.text_pretext(), Profile::Cpu.text_pretext());
+        assert!(smoke.lm_steps < cpu.lm_steps && cpu.lm_steps < Profile::Gpu.text_pretext().lm_steps);
+        assert_eq!(cpu.word2vec(WordModel::Cbow).steps, cpu.word_steps);
+        assert_eq!(cpu.lm(LmObjective::Causal).objective, LmObjective::Causal);
+        assert!(smoke.probe_train < smoke.probe_windows);
+        assert_eq!(cpu.protocol().scratch.steps, cpu.scratch_steps);
     }
 
     #[test]

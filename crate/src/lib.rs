@@ -14,6 +14,7 @@
 //! | [`rng`] | the seeded random generator behind initialisation, data order and augmentation |
 //! | [`data`] | data specs (`shapes`, `idx:DIR`, `ucr:DIR/NAME`, `text:FILE`, synthetic text/series/video), IDX, UCR `.ts` and text loaders, tokenizers |
 //! | [`augment`] | seeded augmentations and multi-view pipelines |
+//! | [`language`] | pretraining on text: word vectors (skip-gram, CBOW), masked and causal language models, next-sentence prediction, a masked-character probe |
 //! | [`sequence`] | pretraining on time series (masked steps, order, CPC, contrastive) and video (frame order), with few-label evaluation |
 //! | [`pretext`] | pretext tasks T: x → (x̃, y) for images (rotation, jigsaw, colorization, context, MAE masking), text (BERT masking, causal LM, NSP, skip-gram, CBOW), sequences (masked steps, order verification, CPC) and video (frame order) |
 //! | [`nn`] | seeded parameters; small CNN, ResNet, ViT (+ MAE decoder), text and sequence transformers, 1-D CNN; projection/prediction heads; EMA teacher; MoCo queue; differentiable softmax/layer norm; fast im2col convolution |
@@ -53,6 +54,7 @@ pub mod data;
 pub mod device;
 pub mod eval;
 pub mod method;
+pub mod language;
 pub mod loss;
 pub mod nn;
 pub mod plot;
@@ -81,7 +83,7 @@ pub fn message(e: &Error) -> String {
 /// Everything a notebook's setup cell needs, in one `use sslab::prelude::*;`.
 pub mod prelude {
     pub use crate::augment::{Compose, Transform, TwoViews};
-    pub use crate::config::{ImagePretextConfig, Profile, SequencePretextConfig, WhySslConfig};
+    pub use crate::config::{ImagePretextConfig, Profile, SequencePretextConfig, TextPretextConfig, WhySslConfig};
     pub use crate::data::{data_dir, DataSpec, ImageDataset, LabelledData, SeriesDataset, TextCorpus, Tokenizer, TokenizerKind};
     pub use crate::device::{device, DeviceChoice};
     pub use crate::eval::{collapse_report, knn_accuracy, linear_probe, Comparison, FewLabelProtocol, KnnConfig, ProbeConfig};
