@@ -471,6 +471,21 @@ pub struct NspBatch {
     pub labels: Tensor,
 }
 
+impl NspBatch {
+    /// The first `fraction` of the pairs and the rest (e.g. 0.8: training and held-out pairs).
+    pub fn split(&self, fraction: f64) -> Result<(NspBatch, NspBatch)> {
+        let n = self.labels.dim(0)?;
+        let k = (fraction * n as f64).round() as usize;
+        if !(0.0..=1.0).contains(&fraction) || k == 0 || k >= n {
+            candle_core::bail!("NspBatch::split: fraction {fraction} of {n} pairs leaves one side empty");
+        }
+        let part = |a: usize, len: usize| -> Result<NspBatch> {
+            Ok(NspBatch { ids: self.ids.narrow(0, a, len)?, padding: self.padding.narrow(0, a, len)?, labels: self.labels.narrow(0, a, len)? })
+        };
+        Ok((part(0, k)?, part(k, n - k)?))
+    }
+}
+
 /// NSP pairs from consecutive `sentences` (each truncated so that a pair fits
 /// `context` tokens), drawn with `rng`.
 pub fn nsp_batch(sentences: &[Vec<u32>], context: usize, rng: &mut SeededRng, dev: &Device) -> Result<NspBatch> {
@@ -614,6 +629,15 @@ impl MaskedCharWindows {
     fn select(&self, idx: &[usize]) -> Result<Self> {
         let (ids, labels) = crate::data::select_rows(&self.ids, &self.labels, idx, "windows", &self.name)?;
         Ok(Self { ids, labels, ..self.clone() })
+    }
+
+    /// The first `n` windows as the training split, the rest as the test split.
+    pub fn split_at(&self, n: usize) -> Result<(Self, Self)> {
+        let len = self.labels.len();
+        if n == 0 || n >= len {
+            candle_core::bail!("MaskedCharWindows::split_at: need 0 < n < {len}, got {n}");
+        }
+        Ok((self.select(&(0..n).collect::<Vec<_>>())?, self.select(&(n..len).collect::<Vec<_>>())?))
     }
 }
 
@@ -818,8 +842,11 @@ mod tests {
         assert_eq!(first[0], CLS_ID);
         assert_eq!(first.iter().filter(|&&t| t == SEP_ID).count(), 2);
         let mut nsp = NextSentence::new(&LmConfig { context: 24, ..tiny(LmObjective::Masked) }, corpus.tokenizer.vocab_size(), &Device::Cpu).unwrap();
-        nsp.train_for(40, &pairs).unwrap();
-        let acc = nsp.accuracy(&pairs).unwrap();
+        let (tr, te) = pairs.split(0.8).unwrap();
+        assert_eq!(tr.labels.dim(0).unwrap() + te.labels.dim(0).unwrap(), n);
+        assert!(pairs.split(0.0).is_err());
+        nsp.train_for(40, &tr).unwrap();
+        let acc = nsp.accuracy(&te).unwrap();
         assert!((0.0..=1.0).contains(&acc));
         assert!(nsp_batch(&sentences, 4, &mut SeededRng::new(0), &Device::Cpu).is_err());
     }
@@ -837,7 +864,9 @@ mod tests {
         assert_eq!(char_class('K'), 2);
         assert_eq!(char_class('\n'), 3);
         assert_eq!(char_class(','), 4);
-        let (train, test) = (w.select(&(0..150).collect::<Vec<_>>()).unwrap(), w.select(&(150..200).collect::<Vec<_>>()).unwrap());
+        let (train, test) = w.split_at(150).unwrap();
+        assert_eq!((train.labels.len(), test.labels.len()), (150, 50));
+        assert!(w.split_at(200).is_err());
         let proto = FewLabelProtocol { scratch: ClassifierConfig { steps: 10, ..Default::default() }, ..FewLabelProtocol::new(2, 0) };
         let labelled = proto.labelled(&train).unwrap();
         let lm_cfg = LmConfig { context: 9, ..tiny(LmObjective::Masked) };
