@@ -32,14 +32,18 @@ struct Geometry {
     c: usize,
     h: usize,
     w: usize,
-    k: usize,
+    /// Kernel height and width.
+    kh: usize,
+    kw: usize,
     stride: usize,
-    padding: usize,
+    /// Zero padding above/below and left/right.
+    ph: usize,
+    pw: usize,
 }
 
 impl Geometry {
     fn out_hw(&self) -> (usize, usize) {
-        ((self.h + 2 * self.padding - self.k) / self.stride + 1, (self.w + 2 * self.padding - self.k) / self.stride + 1)
+        ((self.h + 2 * self.ph - self.kh) / self.stride + 1, (self.w + 2 * self.pw - self.kw) / self.stride + 1)
     }
 
     /// Calls `f(col, pixel, len)` for every run of `len` consecutive
@@ -50,27 +54,27 @@ impl Geometry {
     #[inline(always)]
     fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize)) {
         let (ho, wo) = self.out_hw();
-        let (k, s, p, h, w) = (self.k, self.stride, self.padding, self.h, self.w);
-        let ck = self.c * k * k;
+        let (kh, kw, s, ph, pw, h, w) = (self.kh, self.kw, self.stride, self.ph, self.pw, self.h, self.w);
+        let ck = self.c * kh * kw;
         for oy in 0..ho {
             for ox in 0..wo {
                 let row = (oy * wo + ox) * ck;
                 // kernel columns kx with 0 <= ox·s + kx − p < w
                 let x0 = ox * s;
-                let kx0 = p.saturating_sub(x0);
-                let kx1 = k.min((w + p).saturating_sub(x0));
+                let kx0 = pw.saturating_sub(x0);
+                let kx1 = kw.min((w + pw).saturating_sub(x0));
                 if kx1 <= kx0 {
                     continue;
                 }
                 for ci in 0..self.c {
                     let img = ci * h * w;
-                    for ky in 0..k {
+                    for ky in 0..kh {
                         let y = oy * s + ky;
-                        if y < p || y - p >= h {
+                        if y < ph || y - ph >= h {
                             continue;
                         }
-                        let col = row + (ci * k + ky) * k + kx0;
-                        f(col, img + (y - p) * w + x0 + kx0 - p, kx1 - kx0);
+                        let col = row + (ci * kh + ky) * kw + kx0;
+                        f(col, img + (y - ph) * w + x0 + kx0 - pw, kx1 - kx0);
                     }
                 }
             }
@@ -80,7 +84,7 @@ impl Geometry {
     /// Sizes of one image's block: (im2col elements, pixels).
     fn per_image(&self) -> (usize, usize) {
         let (ho, wo) = self.out_hw();
-        (ho * wo * self.c * self.k * self.k, self.c * self.h * self.w)
+        (ho * wo * self.c * self.kh * self.kw, self.c * self.h * self.w)
     }
 }
 
@@ -123,7 +127,7 @@ impl CustomOp1 for Im2Col {
         let x = f32_slice(s, l, "im2col")?;
         let g = self.0;
         let (ho, wo) = g.out_hw();
-        Ok((CpuStorage::F32(im2col(&g, x)), Shape::from((g.b * ho * wo, g.c * g.k * g.k))))
+        Ok((CpuStorage::F32(im2col(&g, x)), Shape::from((g.b * ho * wo, g.c * g.kh * g.kw))))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -142,7 +146,7 @@ impl candle_core::CustomOp2 for ConvRows {
         let x = f32_slice(s1, l1, "conv2d")?;
         f32_slice(s2, l2, "conv2d weight")?;
         let (ho, wo) = g.out_hw();
-        let (m, k) = (g.b * ho * wo, g.c * g.k * g.k);
+        let (m, k) = (g.b * ho * wo, g.c * g.kh * g.kw);
         let o = l2.shape().dims()[0];
         let cols = CpuStorage::F32(im2col(&g, x));
         // W_matᵀ as a (C·k·k, O) view of the row-major (O, C·k·k) weight
@@ -317,7 +321,15 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding: usize
     if !x.device().is_cpu() || x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
         return add_bias(x.conv2d(weight, padding, stride, 1, 1)?);
     }
-    let g = Geometry { b, c, h, w, k: kh, stride, padding };
+    let g = Geometry { b, c, h, w, kh, kw, stride, ph: padding, pw: padding };
+    conv_cpu(x, weight, bias, g)
+}
+
+/// The CPU path of [`conv2d`] and [`conv1d`]: im2col + matmul as one op, then
+/// bias and the move to `(B, O, H', W')` as another.
+fn conv_cpu(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, g: Geometry) -> Result<Tensor> {
+    let (b, c, kh, kw) = (g.b, g.c, g.kh, g.kw);
+    let o = weight.dim(0)?;
     let (ho, wo) = g.out_hw();
     let wm = weight.reshape((o, c * kh * kw))?.contiguous()?;
     let y = x.contiguous()?.apply_op2(&wm, ConvRows(g))?;
@@ -326,6 +338,39 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding: usize
         Some(bias) => y.apply_op2(&bias.contiguous()?, RowsToPlanes { b, p: ho * wo, o })?.reshape((b, o, ho, wo)),
         None => y.reshape((b, ho, wo, o))?.permute((0, 3, 1, 2))?.contiguous(),
     }
+}
+
+/// A 1-D convolution `y = W ⋆ x + b` over the last axis, on the CPU through
+/// the same im2col + matrix product as [`conv2d`] (a series is an image one
+/// pixel high), Candle's `conv1d` elsewhere. Candle's CPU `conv1d` backward
+/// is a nested-loop transposed convolution: this one is several times faster.
+///
+/// # Shapes
+/// `x (B, C, T)`, `weight (O, C, k)`, `bias (O,)` → `(B, O, (T + 2p − k)/s + 1)`.
+pub fn conv1d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding: usize, stride: usize) -> Result<Tensor> {
+    let (o, c, k) = weight.dims3()?;
+    let (b, cx, t) = match x.dims() {
+        &[b, c, t] => (b, c, t),
+        d => candle_core::bail!("conv1d expects x (B, C, T), got shape {d:?}"),
+    };
+    if cx != c || c == 0 || k == 0 || stride == 0 || t + 2 * padding < k {
+        candle_core::bail!(
+            "conv1d: input {:?} does not fit weight {:?} (matching channels) with padding {padding}, stride {stride}",
+            x.dims(),
+            weight.dims()
+        );
+    }
+    if !x.device().is_cpu() || x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
+        let y = x.conv1d(weight, padding, stride, 1, 1)?;
+        return match bias {
+            Some(bias) => y.broadcast_add(&bias.reshape((1, o, 1))?),
+            None => Ok(y),
+        };
+    }
+    let g = Geometry { b, c, h: 1, w: t, kh: 1, kw: k, stride, ph: 0, pw: padding };
+    let y = conv_cpu(&x.reshape((b, c, 1, t))?, &weight.reshape((o, c, 1, k))?, bias, g)?;
+    let to = y.dim(3)?;
+    y.reshape((b, o, to))
 }
 
 #[cfg(test)]
@@ -365,6 +410,88 @@ mod tests {
                 assert!(max_diff(a, b) < 1e-4, "gradient mismatch (padding {padding}, stride {stride})");
             }
         }
+    }
+
+    /// Central finite differences of `f` at every element of `w` (f64 sums of an f32 model).
+    fn finite_differences(w: &Tensor, f: impl Fn(&Tensor) -> f64) -> Vec<f64> {
+        let v: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap();
+        let eps = 1e-2f32;
+        (0..v.len())
+            .map(|i| {
+                let (mut a, mut b) = (v.clone(), v.clone());
+                a[i] += eps;
+                b[i] -= eps;
+                let ta = Tensor::from_vec(a, w.shape(), w.device()).unwrap();
+                let tb = Tensor::from_vec(b, w.shape(), w.device()).unwrap();
+                (f(&ta) - f(&tb)) / (2.0 * f64::from(eps))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn conv1d_matches_candle_forward_and_finite_differences_backward() {
+        let dev = Device::Cpu;
+        let mut rng = SeededRng::new(4);
+        for (padding, stride, t, k) in [(2, 1, 11, 5), (0, 1, 9, 3), (1, 2, 10, 3), (2, 1, 70, 5)] {
+            let x = Var::from_tensor(&rng.randn((2, 3, t), 1.0, &dev).unwrap()).unwrap();
+            let w = Var::from_tensor(&rng.randn((4, 3, k), 0.5, &dev).unwrap()).unwrap();
+            let bias = Var::from_tensor(&rng.randn(4, 0.5, &dev).unwrap()).unwrap();
+            let ours = conv1d(x.as_tensor(), w.as_tensor(), Some(bias.as_tensor()), padding, stride).unwrap();
+            let theirs = x
+                .as_tensor()
+                .conv1d(w.as_tensor(), padding, stride, 1, 1)
+                .unwrap()
+                .broadcast_add(&bias.as_tensor().reshape((1, 4, 1)).unwrap())
+                .unwrap();
+            assert_eq!(ours.dims(), theirs.dims());
+            assert!(max_diff(&ours, &theirs) < 1e-5);
+            let r = rng.randn(ours.dims(), 1.0, &dev).unwrap();
+            let g = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            // every gradient against central finite differences (Candle's own are wrong, below)
+            let loss = |xt: &Tensor, wt: &Tensor, bt: &Tensor| -> f64 {
+                let y = conv1d(xt, wt, Some(bt), padding, stride).unwrap();
+                f64::from((y * &r).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap())
+            };
+            let (xt, wt, bt) = (x.as_tensor(), w.as_tensor(), bias.as_tensor());
+            let checks = [
+                ("input", xt, finite_differences(xt, |v| loss(v, wt, bt))),
+                ("weight", wt, finite_differences(wt, |v| loss(xt, v, bt))),
+                ("bias", bt, finite_differences(bt, |v| loss(xt, wt, v))),
+            ];
+            for (what, v, fd) in checks {
+                let ours: Vec<f32> = g.get(v).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+                for (i, (a, b)) in ours.iter().zip(&fd).enumerate() {
+                    assert!(
+                        (f64::from(*a) - b).abs() < 2e-2 * (1.0 + b.abs()),
+                        "{what} gradient {i} (padding {padding}, stride {stride}, T {t}): {a} vs finite difference {b}"
+                    );
+                }
+            }
+        }
+        let err = conv1d(&Tensor::zeros((1, 2, 5), DType::F32, &dev).unwrap(), &Tensor::zeros((4, 3, 3), DType::F32, &dev).unwrap(), None, 1, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[1, 2, 5]") && err.contains("[4, 3, 3]"), "{err}");
+    }
+
+    /// Candle 0.11's CPU `conv1d` computes a wrong weight gradient (shown
+    /// here with padding 2): this is why every 1-D convolution in the crate
+    /// goes through [`conv1d`]. If this test fails after a Candle upgrade,
+    /// the bug is fixed upstream.
+    #[test]
+    fn candle_conv1d_weight_gradient_is_wrong_with_padding() {
+        let dev = Device::Cpu;
+        let mut rng = SeededRng::new(4);
+        let x = rng.randn((2, 3, 11), 1.0, &dev).unwrap();
+        let w = Var::from_tensor(&rng.randn((4, 3, 5), 0.5, &dev).unwrap()).unwrap();
+        let r = rng.randn((2, 4, 11), 1.0, &dev).unwrap();
+        let g = (x.conv1d(w.as_tensor(), 2, 1, 1, 1).unwrap() * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let candle: Vec<f32> = g.get(w.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let fd = finite_differences(w.as_tensor(), |wt| {
+            f64::from((x.conv1d(wt, 2, 1, 1, 1).unwrap() * &r).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap())
+        });
+        let worst = candle.iter().zip(&fd).map(|(a, b)| (f64::from(*a) - b).abs()).fold(0.0, f64::max);
+        assert!(worst > 1.0, "Candle's conv1d weight gradient now matches finite differences (off by {worst}): the workaround may go");
     }
 
     #[test]

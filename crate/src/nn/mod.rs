@@ -15,7 +15,7 @@
 //! | [`batch_norm`](mod@batch_norm) | [`BatchNorm`] with train/eval modes and live running statistics |
 //! | [`block`] | [`MultiHeadAttention`] (causal / padding masks), pre-norm [`TransformerBlock`] |
 //! | [`cnn`] | [`SmallCnn`], the chapter's small image encoder |
-//! | [`im2col`] | [`conv2d`] as im2col + matrix product, with a fast CPU backward |
+//! | [`im2col`] | [`conv2d`] and [`conv1d`] as im2col + matrix product, with a fast CPU backward |
 //! | [`pool`] | [`relu_max_pool2d`]: ReLU + 2×2 max-pool fused, one-pass backward |
 //! | [`resnet`](mod@resnet) | a CIFAR-style [`ResNet`] of [`BasicBlock`]s |
 //! | [`vit`](mod@vit) | a tiny [`Vit`] (attention maps, MAE visible path) and the [`MaeDecoder`] |
@@ -54,7 +54,7 @@ pub use heads::{
     projection_head, simclr_projection_head, simsiam_prediction_head, simsiam_projection_head, vicreg_projection_head,
     Activation, DinoHead, ProjectionHead, ProjectionLayer,
 };
-pub use im2col::conv2d;
+pub use im2col::{conv1d, conv2d};
 pub use pool::relu_max_pool2d;
 pub use params::Params;
 pub use queue::MocoQueue;
@@ -78,6 +78,8 @@ pub fn count_params(params: &Params) -> usize {
 }
 
 use candle_core::{Module, Result, Tensor};
+#[cfg(test)]
+use candle_core::Var;
 use candle_nn::VarBuilder;
 
 /// A linear layer `y = x Wᵀ + b`.
@@ -96,9 +98,13 @@ impl Linear {
 
 impl Module for Linear {
     /// # Shapes
-    /// `(B, in_dim)` → `(B, out_dim)`.
+    /// `(B, in_dim)` → `(B, out_dim)`, or `(B, T, in_dim)` → `(B, T, out_dim)`.
+    ///
+    /// The input is made contiguous first: Candle 0.11's batched matmul
+    /// computes a wrong weight gradient for a transposed (non-contiguous)
+    /// 3-D input (test `linear_weight_gradient_is_right_for_transposed_inputs`).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.0.forward(x)
+        self.0.forward(&x.contiguous()?)
     }
 }
 
@@ -121,4 +127,51 @@ pub(crate) fn expect_rank(x: &Tensor, rank: usize, what: &str, layout: &str) -> 
         candle_core::bail!("{what} expects a rank-{rank} tensor {layout}, got shape {:?}", x.dims());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod linear_tests {
+    use super::*;
+    use crate::rng::SeededRng;
+    use candle_core::Device;
+
+    /// d/dw of sum(r ⊙ f(x)) for the weight entry `i`, by central differences.
+    fn fd(w: &Tensor, i: usize, f: impl Fn(&Tensor) -> f32) -> f32 {
+        let v: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap();
+        let eps = 1e-2;
+        let (mut a, mut b) = (v.clone(), v.clone());
+        a[i] += eps;
+        b[i] -= eps;
+        let (ta, tb) = (Tensor::from_vec(a, w.shape(), w.device()).unwrap(), Tensor::from_vec(b, w.shape(), w.device()).unwrap());
+        (f(&ta) - f(&tb)) / (2.0 * eps)
+    }
+
+    #[test]
+    fn linear_weight_gradient_is_right_for_transposed_inputs() {
+        let dev = Device::Cpu;
+        let params = Params::new(0);
+        let lin = linear(4, 3, params.builder(&dev)).unwrap();
+        let w = params.named_vars().into_iter().find(|(n, _)| n == "weight").unwrap().1;
+        let mut rng = SeededRng::new(1);
+        // (B, D, T) features read per time step: a transposed, non-contiguous (B, T, D) input
+        let steps = rng.randn((2, 4, 5), 1.0, &dev).unwrap();
+        let x = steps.transpose(1, 2).unwrap();
+        let r = rng.randn((2, 5, 3), 1.0, &dev).unwrap();
+        let loss = |wt: &Tensor, raw: bool| -> f32 {
+            let y = if raw { candle_nn::Linear::new(wt.clone(), None).forward(&x).unwrap() } else { x.contiguous().unwrap().broadcast_matmul(&wt.t().unwrap()).unwrap() };
+            (y * &r).unwrap().sum_all().unwrap().to_scalar().unwrap()
+        };
+        let ours = (lin.forward(&x).unwrap() * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g: Vec<f32> = ours.get(w.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        for i in 0..12 {
+            let want = fd(w.as_tensor(), i, |wt| loss(wt, false));
+            assert!((g[i] - want).abs() < 1e-2 * (1.0 + want.abs()), "weight gradient {i}: {} vs finite difference {want}", g[i]);
+        }
+        // Candle's own Linear on the same transposed input: its weight gradient is wrong
+        let raw_w = Var::from_tensor(w.as_tensor()).unwrap();
+        let raw = (candle_nn::Linear::new(raw_w.as_tensor().clone(), None).forward(&x).unwrap() * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let rg: Vec<f32> = raw.get(raw_w.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let worst = (0..12).map(|i| (rg[i] - fd(w.as_tensor(), i, |wt| loss(wt, true))).abs()).fold(0f32, f32::max);
+        assert!(worst > 1e-2, "Candle's Linear now gets the gradient right for transposed inputs (off by {worst}): the copy may go");
+    }
 }
