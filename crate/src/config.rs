@@ -145,7 +145,7 @@ impl Profile {
             data: "ucr:ucr/GunPoint".into(),
             steps: 200,
             batch_size: 32,
-            labels_per_class: 5,
+            labels_per_class: 2,
             scratch_steps: 200,
             probe_steps: 300,
             video_clips: 600,
