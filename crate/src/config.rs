@@ -182,7 +182,7 @@ impl Profile {
             max_words: 3000,
             word_steps: 1500,
             lm_steps: 300,
-            nsp_steps: 100,
+            nsp_steps: 50,
             probe_windows: 3000,
             probe_train: 2000,
             labels_per_class: 10,
