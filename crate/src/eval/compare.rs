@@ -92,13 +92,7 @@ impl FewLabelProtocol {
         if finetune {
             row.finetune = self.finetune_run(run, labelled, test, run.device())?;
         }
-        let h = run.history();
-        let tail = &h.metric[h.metric.len().saturating_sub(10)..];
-        row.note = if tail.is_empty() {
-            "not trained".into()
-        } else {
-            format!("{} steps, {} {:.3}", run.step(), h.metric_name, tail.iter().sum::<f64>() / tail.len() as f64)
-        };
+        row.note = run.history().note();
         Ok(row)
     }
 
@@ -110,19 +104,7 @@ impl FewLabelProtocol {
         let (c, _, _) = labelled.image_shape()?;
         let params = Params::new(derive_seed(self.seed, "scratch"));
         let enc = run.config().encoder.with_in_channels(c).init(params.builder(dev).pp("enc"))?;
-        params.load_from(run.params(), "enc.")?;
-        let encode = |x: &Tensor, t: bool| enc.forward_t(x, t);
-        let r = fit_classifier(
-            &encode,
-            params.named_trainable_vars(),
-            enc.feature_dim(),
-            labelled,
-            test,
-            &self.scratch,
-            dev,
-            derive_seed(self.seed, "scratch-head"),
-        )?;
-        Ok(r.accuracy)
+        train_end_to_end(&enc, enc.feature_dim(), &params, Some(run.params()), labelled, test, &self.scratch, dev, self.seed)
     }
 
     /// The encoder of `cfg` at initialisation, never trained.
@@ -141,17 +123,7 @@ impl FewLabelProtocol {
         let (c, _, _) = labelled.image_shape()?;
         let params = Params::new(derive_seed(self.seed, "scratch"));
         let enc = encoder.with_in_channels(c).init(params.builder(dev).pp("enc"))?;
-        let encode = |x: &Tensor, t: bool| enc.forward_t(x, t);
-        let r = fit_classifier(
-            &encode,
-            params.named_trainable_vars(),
-            enc.feature_dim(),
-            labelled,
-            test,
-            &self.scratch,
-            dev,
-            derive_seed(self.seed, "scratch-head"),
-        )?;
+        let accuracy = train_end_to_end(&enc, enc.feature_dim(), &params, None, labelled, test, &self.scratch, dev, self.seed)?;
         let ftr = features(&enc, &labelled.images, dev, 500)?;
         let fte = features(&enc, &test.images, dev, 500)?;
         let classes = labelled.num_classes().max(test.num_classes());
@@ -160,7 +132,7 @@ impl FewLabelProtocol {
             name: "from scratch".into(),
             linear: f64::NAN,
             knn: knn.accuracy,
-            finetune: r.accuracy,
+            finetune: accuracy,
             note: format!("supervised on the labels only, {} steps end to end", self.scratch.steps),
         })
     }
@@ -184,6 +156,33 @@ impl FewLabelProtocol {
             self.seed
         )
     }
+}
+
+/// Trains `encoder` (whose parameters are in `params` under `enc.`) end
+/// to end with a fresh linear head on `labelled` and returns its accuracy on
+/// `test`: from `init`'s `enc.*` values when given (fine-tuning a copy;
+/// `init` is not changed), from `params`' own initialisation otherwise (the
+/// from-scratch baseline). The head and batch order come from `seed`, so the
+/// two differ only in the initialisation. Every few-label protocol of the
+/// crate (images, series, clips, text windows) trains through this.
+#[allow(clippy::too_many_arguments)]
+pub fn train_end_to_end<E: ModuleT, L: LabelledData>(
+    encoder: &E,
+    feature_dim: usize,
+    params: &Params,
+    init: Option<&Params>,
+    labelled: &L,
+    test: &L,
+    cfg: &ClassifierConfig,
+    dev: &Device,
+    seed: u64,
+) -> Result<f64> {
+    if let Some(src) = init {
+        params.load_from(src, "enc.")?;
+    }
+    let encode = |x: &Tensor, t: bool| encoder.forward_t(x, t);
+    let r = fit_classifier(&encode, params.named_trainable_vars(), feature_dim, labelled, test, cfg, dev, derive_seed(seed, "scratch-head"))?;
+    Ok(r.accuracy)
 }
 
 /// One representation's accuracies.

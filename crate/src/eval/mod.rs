@@ -21,7 +21,7 @@ pub use collapse::{
     alignment, collapse_report, effective_rank, embedding_std, singular_values, symmetric_eigen, uniformity,
     CollapseReport, MAX_EIGEN_DIM,
 };
-pub use compare::{Comparison, ComparisonRow, FewLabelProtocol};
+pub use compare::{train_end_to_end, Comparison, ComparisonRow, FewLabelProtocol};
 pub use finetune::{fit_classifier, ClassifierConfig, ClassifierResult};
 pub use knn::{knn_accuracy, knn_classify, knn_votes, KnnConfig, KnnProtocol, KnnResult};
 pub use label_efficiency::{label_efficiency, LabelEfficiency};

@@ -23,7 +23,7 @@
 //! not shrunk at random and frequent words are not subsampled.
 
 use crate::data::{LabelledData, TextCorpus, Tokenizer, CLS_ID, MASK_ID, PAD_ID, SEP_ID};
-use crate::eval::{fit_classifier, ClassifierConfig, ComparisonRow, FewLabelProtocol};
+use crate::eval::{train_end_to_end, ClassifierConfig, ComparisonRow, FewLabelProtocol};
 use crate::loss::{accuracy, cross_entropy, l2_normalize};
 use crate::nn::{linear, LmHead, Linear, Params, TextEncoder, TextEncoderConfig};
 use crate::pretext::{mask_token_ids, nsp_input, nsp_pairs, skipgram_pairs};
@@ -670,6 +670,15 @@ fn middle_state(encoder: &TextEncoder, ids: &Tensor) -> Result<Tensor> {
     encoder.forward(ids)?.narrow(1, l / 2, 1)?.squeeze(1)
 }
 
+/// [`middle_state`] as a module, for end-to-end training.
+struct MiddleState<'a>(&'a TextEncoder);
+
+impl candle_core::ModuleT for MiddleState<'_> {
+    fn forward_t(&self, ids: &Tensor, _train: bool) -> Result<Tensor> {
+        middle_state(self.0, ids)
+    }
+}
+
 /// Few-label comparison on masked-character windows: "from scratch" (a fresh
 /// encoder of `lm`'s shape trained end to end on the labels) and "random
 /// init" rows. The encoder is the bidirectional one (a causal encoder's
@@ -710,9 +719,7 @@ pub fn evaluate_char_probe(
     let dev = model.device.clone();
     let mut row = proto.evaluate(name, &|x| middle_state(model.encoder(), &x.to_device(&dev)?), labelled, test)?;
     row.finetune = char_classifier(Some(model), &model.config, model.vocab_size, labelled, test, &proto.scratch, &dev, proto.seed)?;
-    let h = model.history();
-    let tail = &h.metric[h.metric.len().saturating_sub(10)..];
-    row.note = format!("{} steps, {} {:.3}", model.step, h.metric_name, tail.iter().sum::<f64>() / tail.len().max(1) as f64);
+    row.note = model.history().note();
     Ok(row)
 }
 
@@ -734,12 +741,7 @@ pub fn char_classifier(
     let params = Params::new(derive_seed(seed, "scratch"));
     let objective = init.map_or(LmObjective::Masked, |m| m.config.objective);
     let enc = LmConfig { objective, ..lm.clone() }.encoder(vocab_size).init(params.builder(dev).pp("enc"))?;
-    if let Some(m) = init {
-        params.load_from(m.params(), "enc.")?;
-    }
-    let encode = |x: &Tensor, _t: bool| middle_state(&enc, x);
-    let r = fit_classifier(&encode, params.named_trainable_vars(), lm.dim, labelled, test, cfg, dev, derive_seed(seed, "scratch-head"))?;
-    Ok(r.accuracy)
+    train_end_to_end(&MiddleState(&enc), lm.dim, &params, init.map(|m| m.params()), labelled, test, cfg, dev, seed)
 }
 
 #[cfg(test)]

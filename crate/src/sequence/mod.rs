@@ -30,7 +30,7 @@
 
 use crate::augment::{time_series, Transform};
 use crate::data::{LabelledData, SeriesDataset};
-use crate::eval::{fit_classifier, ClassifierConfig, ComparisonRow, FewLabelProtocol};
+use crate::eval::{train_end_to_end, ClassifierConfig, ComparisonRow, FewLabelProtocol};
 use crate::loss::{accuracy, cross_entropy, l2_normalize, nt_xent};
 use crate::nn::{linear, Conv1dEncoder, Conv1dEncoderConfig, Linear, Params};
 use crate::plot::LinePlot;
@@ -354,12 +354,7 @@ pub fn series_classifier(
     let (c, _) = labelled.series_shape()?;
     let params = Params::new(derive_seed(seed, "scratch"));
     let enc = Conv1dEncoderConfig { in_channels: c, ..encoder.clone() }.init(params.builder(dev).pp("enc"))?;
-    if let Some(run) = init {
-        params.load_from(run.params(), "enc.")?;
-    }
-    let encode = |x: &Tensor, t: bool| enc.forward_t(x, t);
-    let r = fit_classifier(&encode, params.named_trainable_vars(), enc.feature_dim(), labelled, test, cfg, dev, derive_seed(seed, "scratch-head"))?;
-    Ok(r.accuracy)
+    train_end_to_end(&enc, enc.feature_dim(), &params, init.map(|r| r.params()), labelled, test, cfg, dev, seed)
 }
 
 /// The two baselines of a series comparison under `proto`: the encoder of
@@ -397,9 +392,7 @@ pub fn evaluate_series_run(
 ) -> Result<ComparisonRow> {
     let mut row = proto.evaluate(name, &|x| run.features(x), labelled, test)?;
     row.finetune = series_classifier(Some(run), &run.config.encoder, labelled, test, &proto.scratch, &run.device, proto.seed)?;
-    let h = run.history();
-    let tail = &h.metric[h.metric.len().saturating_sub(10)..];
-    row.note = format!("{} steps, {} {:.3}", run.step(), h.metric_name, tail.iter().sum::<f64>() / tail.len().max(1) as f64);
+    row.note = run.history().note();
     Ok(row)
 }
 
@@ -633,9 +626,7 @@ pub fn evaluate_frame_order(
     rand.note = "the same clip encoder, untrained".into();
     let mut pre = proto.evaluate("frame order", &|x| run.features(x), labelled, test)?;
     pre.finetune = clip_classifier(Some(run), &run.config, labelled, test, &proto.scratch, &dev, proto.seed)?;
-    let h = run.history();
-    let tail = &h.metric[h.metric.len().saturating_sub(10)..];
-    pre.note = format!("{} steps, order accuracy {:.3}", run.step, tail.iter().sum::<f64>() / tail.len().max(1) as f64);
+    pre.note = run.history().note();
     let scratch_row = ComparisonRow {
         name: "from scratch".into(),
         linear: f64::NAN,
@@ -661,12 +652,7 @@ pub fn clip_classifier(
     let (_, _, c, h, w) = labelled.videos.dims5()?;
     let params = Params::new(derive_seed(seed, "scratch"));
     let enc = ClipEncoder::new(encoder, c * h * w, params.builder(dev).pp("enc"))?;
-    if let Some(run) = init {
-        params.load_from(run.params(), "enc.")?;
-    }
-    let encode = |x: &Tensor, t: bool| enc.forward_t(x, t);
-    let r = fit_classifier(&encode, params.named_trainable_vars(), enc.feature_dim(), labelled, test, cfg, dev, derive_seed(seed, "scratch-head"))?;
-    Ok(r.accuracy)
+    train_end_to_end(&enc, enc.feature_dim(), &params, init.map(|r| r.params()), labelled, test, cfg, dev, seed)
 }
 
 #[cfg(test)]

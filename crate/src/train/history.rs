@@ -64,6 +64,15 @@ impl History {
         )
     }
 
+    /// A short note for a results table: `"N steps, <metric> m"` with the
+    /// metric averaged over the last 10 steps, or `"not trained"`.
+    pub fn note(&self) -> String {
+        if self.is_empty() {
+            return "not trained".into();
+        }
+        format!("{} steps, {} {:.3}", self.len(), self.metric_name, Self::tail_mean(&self.metric, 10))
+    }
+
     /// The loss and metric curves, smoothed over `window` steps.
     pub fn plot(&self, window: usize) -> LinePlot {
         let smooth = |xs: &[f64]| -> Vec<(f64, f64)> {
@@ -90,5 +99,9 @@ mod tests {
         let s = h.summary();
         assert!(s.contains("40 steps") && s.contains("3.000 → 1.000") && s.contains("acc 0.500"), "{s}");
         assert_eq!(h.plot(5).series_len(), 2);
+        assert_eq!(History::new("t", "acc").note(), "not trained");
+        h.push(41, 1.0, 1.5);
+        // the note averages the metric over the last 10 steps: (9 · 0.5 + 1.5) / 10
+        assert_eq!(h.note(), "41 steps, acc 0.600");
     }
 }
