@@ -175,13 +175,7 @@ pub fn train_word2vec(cfg: &Word2VecConfig, corpus: &TextCorpus, dev: &Device) -
         WordModel::Cbow => {
             // negative sampling as for skip-gram, with the mean context vector in place of v_c
             let (ctx, centre) = crate::pretext::cbow_windows(&corpus.ids, cfg.window, &Device::Cpu)?;
-            let noise = crate::pretext::noise_distribution(&corpus.ids, 0.75)?;
-            let mut cdf = Vec::with_capacity(noise.len());
-            let mut acc = 0.0;
-            for p in &noise {
-                acc += p;
-                cdf.push(acc);
-            }
+            let noise = crate::pretext::NoiseSampler::new(&corpus.ids, 0.75)?;
             let n = centre.dim(0)?;
             let mut sampler = StepSampler::new(n, derive_seed(cfg.seed, "word2vec-batches"))?;
             for k in 0..cfg.steps {
@@ -189,9 +183,7 @@ pub fn train_word2vec(cfg: &Word2VecConfig, corpus: &TextCorpus, dev: &Device) -
                 let cx = ctx.index_select(&idx, 0)?.to_device(dev)?; // (B, 2w)
                 let o = centre.index_select(&idx, 0)?.to_device(dev)?;
                 let (b, w2) = cx.dims2()?;
-                let negs: Vec<u32> = (0..b * cfg.negatives)
-                    .map(|_| cdf.partition_point(|&c| c <= f64::from(rng.uniform()) * acc).min(cdf.len() - 1) as u32)
-                    .collect();
+                let negs: Vec<u32> = (0..b * cfg.negatives).map(|_| noise.draw(&mut rng)).collect();
                 let un = output.embedding(&Tensor::from_vec(negs, b * cfg.negatives, dev)?)?.reshape((b, cfg.negatives, cfg.dim))?;
                 let h = input.embedding(&cx.flatten_all()?)?.reshape((b, w2, cfg.dim))?.mean(1)?;
                 let pos = (&h * output.embedding(&o)?)?.sum(1)?;

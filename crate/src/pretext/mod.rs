@@ -30,7 +30,7 @@ pub use masking::{mask_patches, mask_tokens, MaskedImages, MaskedText};
 pub use rotation::{flip, rotate90, rotation_batch};
 pub use sequence::{cpc_windows, mask_time_steps, order_verification, CpcWindows, OrderVerification};
 pub use text::{
-    cbow_windows, mask_token_ids, next_token_pairs, noise_distribution, nsp_input, nsp_pairs, skipgram_pairs,
+    cbow_windows, mask_token_ids, next_token_pairs, noise_distribution, nsp_input, NoiseSampler, nsp_pairs, skipgram_pairs,
     MaskedIds, SkipGramPairs,
 };
 pub use video::{frame_order, frame_order_permutations, FrameOrder};

@@ -235,6 +235,35 @@ impl SkipGramPairs {
     }
 }
 
+/// Draws noise words from [`noise_distribution`] (inverse-CDF sampling):
+/// the negatives of skip-gram and CBOW.
+#[derive(Clone, Debug)]
+pub struct NoiseSampler {
+    cdf: Vec<f64>,
+}
+
+impl NoiseSampler {
+    /// The sampler of `noise_distribution(ids, power)`.
+    pub fn new(ids: &[u32], power: f64) -> Result<Self> {
+        let mut acc = 0.0;
+        let cdf = noise_distribution(ids, power)?
+            .into_iter()
+            .map(|p| {
+                acc += p;
+                acc
+            })
+            .collect();
+        Ok(Self { cdf })
+    }
+
+    /// One noise id, using one uniform draw of `rng`.
+    pub fn draw(&self, rng: &mut SeededRng) -> u32 {
+        let total = self.cdf.last().copied().unwrap_or(0.0);
+        let u = f64::from(rng.uniform()) * total;
+        self.cdf.partition_point(|&c| c <= u).min(self.cdf.len() - 1) as u32
+    }
+}
+
 /// Skip-gram pairs with negative sampling \[1, 2\].
 ///
 /// For every position `t` and offset `1 ≤ |j| ≤ window` inside the text, one
@@ -253,17 +282,7 @@ pub fn skipgram_pairs(
     if window == 0 || ids.len() < 2 {
         candle_core::bail!("skipgram_pairs: need window ≥ 1 and at least 2 tokens, got window {window} and {} tokens", ids.len());
     }
-    let p = noise_distribution(ids, unigram_power)?;
-    let mut cdf = Vec::with_capacity(p.len());
-    let mut acc = 0.0;
-    for x in &p {
-        acc += x;
-        cdf.push(acc);
-    }
-    let draw = |rng: &mut SeededRng| {
-        let u = f64::from(rng.uniform()) * acc;
-        (cdf.partition_point(|&c| c <= u).min(cdf.len() - 1)) as u32
-    };
+    let noise = NoiseSampler::new(ids, unigram_power)?;
     let mut out = SkipGramPairs { centers: Vec::new(), contexts: Vec::new(), negatives: Vec::new(), n_negative };
     for t in 0..ids.len() {
         let lo = t.saturating_sub(window);
@@ -275,7 +294,7 @@ pub fn skipgram_pairs(
             out.centers.push(ids[t]);
             out.contexts.push(ids[c]);
             for _ in 0..n_negative {
-                out.negatives.push(draw(rng));
+                out.negatives.push(noise.draw(rng));
             }
         }
     }
