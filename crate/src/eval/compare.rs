@@ -61,14 +61,7 @@ impl FewLabelProtocol {
         if labelled.is_empty() || test.is_empty() {
             candle_core::bail!("{name}: the comparison needs labelled and test examples, got {} and {}", labelled.len(), test.len());
         }
-        let in_batches = |x: &Tensor| -> Result<Tensor> {
-            let n = x.dim(0)?;
-            let mut out = Vec::new();
-            for s in (0..n).step_by(500) {
-                out.push(encode(&x.narrow(0, s, 500.min(n - s))?)?.detach().to_device(&Device::Cpu)?);
-            }
-            Tensor::cat(&out, 0)
-        };
+        let in_batches = |x: &Tensor| super::map_batches(x, 500, "examples", encode);
         let (ftr, fte) = (in_batches(labelled.inputs())?, in_batches(test.inputs())?);
         let classes = LabelledData::num_classes(labelled).max(LabelledData::num_classes(test));
         let (ytr, yte) = (labelled.labels(), test.labels());

@@ -33,23 +33,30 @@ use crate::train::{finite_loss, TrainConfig};
 use candle_core::{Device, Module, ModuleT, Result, Tensor, D};
 use serde::{Deserialize, Serialize};
 
+/// `f` applied to `x` in slices of `batch` rows along the first axis,
+/// detached and gathered on the CPU: the batched feature extraction behind
+/// every `features` of the crate. `what` names the inputs in the error for
+/// an empty `x`.
+pub(crate) fn map_batches(x: &Tensor, batch: usize, what: &str, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    let n = x.dim(0)?;
+    if n == 0 {
+        candle_core::bail!("features: no {what}");
+    }
+    let batch = batch.max(1);
+    let mut out = Vec::new();
+    for start in (0..n).step_by(batch) {
+        out.push(f(&x.narrow(0, start, batch.min(n - start))?)?.detach().to_device(&Device::Cpu)?);
+    }
+    Tensor::cat(&out, 0)
+}
+
 /// Representations `f(x)` of every image, computed in batches without
 /// gradients, returned on the CPU.
 ///
 /// # Shapes
 /// images `(N, C, H, W)` → `(N, F)`.
 pub fn features<M: ModuleT>(encoder: &M, images: &Tensor, dev: &Device, batch: usize) -> Result<Tensor> {
-    let n = images.dim(0)?;
-    if n == 0 {
-        candle_core::bail!("features: no images");
-    }
-    let mut out = Vec::new();
-    for start in (0..n).step_by(batch.max(1)) {
-        let len = batch.max(1).min(n - start);
-        let x = images.narrow(0, start, len)?.to_device(dev)?;
-        out.push(encoder.forward_t(&x, false)?.detach().to_device(&Device::Cpu)?);
-    }
-    Tensor::cat(&out, 0)
+    map_batches(images, batch, "images", |x| encoder.forward_t(&x.to_device(dev)?, false))
 }
 
 /// Settings of a linear probe: full-batch AdamW on standardised features.

@@ -517,16 +517,7 @@ impl Pretrainer {
     /// Representations of `images (N, C, H, W)`, computed in batches of 256
     /// without gradients and returned on the CPU.
     pub fn features(&self, images: &Tensor) -> Result<Tensor> {
-        let n = images.dim(0)?;
-        let mut out = Vec::new();
-        for start in (0..n).step_by(256) {
-            let x = images.narrow(0, start, 256.min(n - start))?.to_device(&self.device)?;
-            out.push(self.method.encode(&x, false)?.detach().to_device(&Device::Cpu)?);
-        }
-        if out.is_empty() {
-            candle_core::bail!("features: no images");
-        }
-        Tensor::cat(&out, 0)
+        crate::eval::map_batches(images, 256, "images", |x| self.method.encode(&x.to_device(&self.device)?, false))
     }
 
     /// Saves the run (parameters, optimiser state, method state, config,

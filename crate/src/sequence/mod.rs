@@ -30,7 +30,7 @@
 
 use crate::augment::{time_series, Transform};
 use crate::data::{LabelledData, SeriesDataset};
-use crate::eval::{train_end_to_end, ClassifierConfig, ComparisonRow, FewLabelProtocol};
+use crate::eval::{map_batches, train_end_to_end, ClassifierConfig, ComparisonRow, FewLabelProtocol};
 use crate::loss::{accuracy, cross_entropy, l2_normalize, nt_xent};
 use crate::nn::{linear, Conv1dEncoder, Conv1dEncoderConfig, Linear, Params};
 use crate::plot::LinePlot;
@@ -294,7 +294,7 @@ impl SeriesPretrainer {
 
     /// Pooled representations `(N, D)` of `series (N, C, T)`, in evaluation mode, on the CPU.
     pub fn features(&self, series: &Tensor) -> Result<Tensor> {
-        batched(series, 256, |x| self.encoder.forward_t(&x.to_device(&self.device)?, false))
+        map_batches(series, 256, "examples", |x| self.encoder.forward_t(&x.to_device(&self.device)?, false))
     }
 
     /// The masked task's reconstruction of `series`: `(masked input, reconstruction, mask)`
@@ -325,18 +325,6 @@ pub fn series_plot<S: ToString>(title: &str, series: &Tensor, names: &[S]) -> Re
         p = p.series(&name, r.iter().enumerate().map(|(t, &v)| (t as f64, f64::from(v))).collect());
     }
     Ok(p)
-}
-
-fn batched(x: &Tensor, batch: usize, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
-    let n = x.dim(0)?;
-    if n == 0 {
-        candle_core::bail!("features: no examples");
-    }
-    let mut out = Vec::new();
-    for s in (0..n).step_by(batch) {
-        out.push(f(&x.narrow(0, s, batch.min(n - s))?)?.detach().to_device(&Device::Cpu)?);
-    }
-    Tensor::cat(&out, 0)
 }
 
 /// The 1-D CNN trained end to end with a linear head on `labelled`, starting
@@ -605,7 +593,7 @@ impl FrameOrderPretrainer {
 
     /// Clip features `(N, frames·D)` of `clips`, on the CPU.
     pub fn features(&self, clips: &Tensor) -> Result<Tensor> {
-        batched(clips, 128, |x| self.encoder.forward_t(&x.to_device(&self.device)?, false))
+        map_batches(clips, 128, "examples", |x| self.encoder.forward_t(&x.to_device(&self.device)?, false))
     }
 }
 
