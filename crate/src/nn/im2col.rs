@@ -1,18 +1,29 @@
-//! 2-D convolution as im2col + one matrix product, with a fast backward pass
-//! on the CPU.
+//! 2-D convolution as im2col + matrix products, one image at a time, with a
+//! fast backward pass on the CPU.
 //!
 //! Candle's CPU `conv2d` backward goes through a nested-loop transposed
-//! convolution, about 5–10× slower than its forward pass. Written as
+//! convolution, about 5–10× slower than its forward pass. Here, per image `b`,
 //!
 //! ```text
-//! cols = im2col(x)                 (B·H'·W', C·k·k)   one row per output position
-//! y    = cols · W_matᵀ + b         (B·H'·W', O)       W_mat = W reshaped to (O, C·k·k)
+//! cols_b = im2col(x_b)             (C·k·k, H'·W')   row (c, ky, kx): what that kernel tap reads at every output position
+//! y_b    = W_mat · cols_b + b      (O, H'·W')       W_mat = W reshaped to (O, C·k·k); already y's NCHW layout
 //! ```
 //!
-//! every step has a cheap backward: the matrix product's is two more matrix
-//! products, and im2col's is its adjoint col2im (scatter-add of the rows back
-//! onto the image). Both are custom ops whose backward is the other, so
-//! autodiff works through them to any order.
+//! and the backward pass is two more matrix products per image:
+//!
+//! ```text
+//! ∂W_mat = Σ_b ∂y_b · cols_bᵀ      ∂b = Σ_b ∂y_b · 1      ∂x_b = col2im(W_matᵀ · ∂y_b)
+//! ```
+//!
+//! where col2im, the adjoint of im2col, adds each column back onto the pixel
+//! it was read from. Working one image at a time keeps each `cols_b` buffer
+//! small enough to stay in cache (73 KB to 300 KB for the bench's layers,
+//! where the whole batch's im2col matrix was 150 MB, zero-filled and written
+//! to memory in every pass), writes the output directly in NCHW order with
+//! the bias, and splits the batch across threads, each running its own
+//! single-threaded matrix product (the `gemm` crate, which Candle's own
+//! matmul uses). The gradient ops have no backward of their own: no model in
+//! the crate differentiates twice.
 //!
 //! \[0\] K. Chellapilla, S. Puri, P. Simard, "High Performance Convolutional
 //!     Neural Networks for Document Processing", 2006 (the im2col lowering).
@@ -22,10 +33,11 @@
 //!
 //! On other devices and dtypes, [`conv2d`] calls Candle's own convolution.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, DType, Layout, Result, Shape, Tensor};
+use gemm::Parallelism;
 use rayon::prelude::*;
 
-/// Geometry shared by [`Im2Col`] and [`Col2Im`].
+/// The geometry of one convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Geometry {
     b: usize,
@@ -46,46 +58,85 @@ impl Geometry {
         ((self.h + 2 * self.ph - self.kh) / self.stride + 1, (self.w + 2 * self.pw - self.kw) / self.stride + 1)
     }
 
-    /// Calls `f(col, pixel, len)` for every run of `len` consecutive
-    /// columns of image `bi`'s block of the im2col matrix that read `len`
-    /// consecutive pixels inside the image (one kernel row, clipped at the
-    /// border); both indices are relative to that image (its `H'·W'` rows,
-    /// its `C·H·W` pixels). Columns not covered read padding (zero).
-    #[inline(always)]
-    fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize)) {
+    /// `(K, P, pixels)`: rows `C·kh·kw` and columns `H'·W'` of one image's
+    /// im2col matrix, and the `C·H·W` pixels of one image.
+    fn sizes(&self) -> (usize, usize, usize) {
         let (ho, wo) = self.out_hw();
-        let (kh, kw, s, ph, pw, h, w) = (self.kh, self.kw, self.stride, self.ph, self.pw, self.h, self.w);
-        let ck = self.c * kh * kw;
-        for oy in 0..ho {
-            for ox in 0..wo {
-                let row = (oy * wo + ox) * ck;
-                // kernel columns kx with 0 <= ox·s + kx − p < w
-                let x0 = ox * s;
-                let kx0 = pw.saturating_sub(x0);
-                let kx1 = kw.min((w + pw).saturating_sub(x0));
-                if kx1 <= kx0 {
-                    continue;
-                }
-                for ci in 0..self.c {
-                    let img = ci * h * w;
-                    for ky in 0..kh {
+        (self.c * self.kh * self.kw, ho * wo, self.c * self.h * self.w)
+    }
+
+    /// Calls `f(row, oy, src, ox0, ox1)` for every kernel tap (`row` = its
+    /// im2col row) and output row `oy`: output columns `ox0..ox1` read
+    /// input pixels `src + ox·stride` (relative to the image); the other
+    /// columns, and every column when `src` is `None`, read padding.
+    #[inline(always)]
+    fn for_each_segment(&self, mut f: impl FnMut(usize, usize, Option<usize>, usize, usize)) {
+        let (ho, wo) = self.out_hw();
+        let (s, ph, pw, h, w) = (self.stride, self.ph, self.pw, self.h, self.w);
+        for ci in 0..self.c {
+            for ky in 0..self.kh {
+                for kx in 0..self.kw {
+                    let row = (ci * self.kh + ky) * self.kw + kx;
+                    // output columns ox with 0 <= ox·s + kx − pw < w
+                    let ox0 = if pw > kx { (pw - kx).div_ceil(s) } else { 0 };
+                    let ox1 = if w + pw > kx { (w + pw - kx).div_ceil(s).min(wo) } else { 0 };
+                    let ox1 = ox1.max(ox0);
+                    for oy in 0..ho {
                         let y = oy * s + ky;
-                        if y < ph || y - ph >= h {
-                            continue;
-                        }
-                        let col = row + (ci * kh + ky) * kw + kx0;
-                        f(col, img + (y - ph) * w + x0 + kx0 - pw, kx1 - kx0);
+                        let src = (y >= ph && y - ph < h && ox1 > ox0).then(|| ci * h * w + (y - ph) * w + ox0 * s + kx - pw);
+                        f(row, oy, src, ox0, ox1);
                     }
                 }
             }
         }
     }
+}
 
-    /// Sizes of one image's block: (im2col elements, pixels).
-    fn per_image(&self) -> (usize, usize) {
-        let (ho, wo) = self.out_hw();
-        (ho * wo * self.c * self.kh * self.kw, self.c * self.h * self.w)
-    }
+/// One image's im2col matrix, `(C·kh·kw, H'·W')` row-major, into `cols`.
+fn im2col_image(g: &Geometry, x: &[f32], cols: &mut [f32]) {
+    let (_, p, _) = g.sizes();
+    let wo = g.out_hw().1;
+    let s = g.stride;
+    g.for_each_segment(|row, oy, src, ox0, ox1| {
+        let seg = &mut cols[row * p + oy * wo..row * p + (oy + 1) * wo];
+        match src {
+            None => seg.fill(0.0),
+            Some(src) => {
+                seg[..ox0].fill(0.0);
+                seg[ox1..].fill(0.0);
+                let n = ox1 - ox0;
+                if s == 1 {
+                    seg[ox0..ox1].copy_from_slice(&x[src..src + n]);
+                } else {
+                    for (i, d) in seg[ox0..ox1].iter_mut().enumerate() {
+                        *d = x[src + i * s];
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The adjoint of [`im2col_image`]: adds every column of `cols` onto the
+/// pixel of `dx` it was read from.
+fn col2im_image(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
+    let (_, p, _) = g.sizes();
+    let wo = g.out_hw().1;
+    let s = g.stride;
+    g.for_each_segment(|row, oy, src, ox0, ox1| {
+        if let Some(src) = src {
+            let seg = &cols[row * p + oy * wo + ox0..row * p + oy * wo + ox1];
+            if s == 1 {
+                for (d, v) in dx[src..src + seg.len()].iter_mut().zip(seg) {
+                    *d += v;
+                }
+            } else {
+                for (i, v) in seg.iter().enumerate() {
+                    dx[src + i * s] += v;
+                }
+            }
+        }
+    });
 }
 
 fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
@@ -96,202 +147,175 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]>
     }
 }
 
-/// The im2col matrix of `x`, `(B·H'·W', C·k·k)` row-major.
-fn im2col(g: &Geometry, x: &[f32]) -> Vec<f32> {
-    let (cols_n, pix_n) = g.per_image();
-    let mut out = vec![0f32; g.b * cols_n];
-    // images are independent: one task per image, on the shared thread pool
-    out.par_chunks_mut(cols_n).zip(x.par_chunks(pix_n)).for_each(|(dst, src)| {
-        g.for_each_run(|col, img, n| dst[col..col + n].copy_from_slice(&src[img..img + n]));
-    });
-    out
+/// A row-major `(rows, cols)` matrix (or its transpose) for [`matmul`].
+#[derive(Clone, Copy)]
+struct Mat {
+    ptr: *const f32,
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
 }
 
-/// `(B, C, H, W)` → `(B·H'·W', C·k·k)`.
-struct Im2Col(Geometry);
-
-/// `x (B, C, H, W)`, `W_mat (O, C·k·k)` → `im2col(x) · W_matᵀ`, `(B·H'·W', O)`,
-/// as one op: the im2col matrix lives only inside the forward pass (and is
-/// rebuilt in the backward pass), so autodiff never allocates, zero-fills and
-/// accumulates a gradient of that size (150 MB for the bench's second layer).
-struct ConvRows(Geometry);
-/// `(B·H'·W', C·k·k)` → `(B, C, H, W)`, summing overlapping contributions.
-struct Col2Im(Geometry);
-
-impl CustomOp1 for Im2Col {
-    fn name(&self) -> &'static str {
-        "sslab-im2col"
+impl Mat {
+    fn new(v: &[f32], rows: usize, cols: usize) -> Self {
+        debug_assert!(v.len() >= rows * cols);
+        Self { ptr: v.as_ptr(), rows, cols, row_stride: cols, col_stride: 1 }
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s, l, "im2col")?;
-        let g = self.0;
-        let (ho, wo) = g.out_hw();
-        Ok((CpuStorage::F32(im2col(&g, x)), Shape::from((g.b * ho * wo, g.c * g.kh * g.kw))))
-    }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op1(Col2Im(self.0))?))
+    fn t(self) -> Self {
+        Self { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
     }
 }
 
-impl candle_core::CustomOp2 for ConvRows {
+/// `dst (m, n, row stride dst_rs) (+)= a · b` with the `gemm` crate.
+fn matmul(dst: &mut [f32], dst_rs: usize, accumulate: bool, a: Mat, b: Mat, par: Parallelism) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(b.rows == k && m > 0 && n > 0 && dst.len() >= (m - 1) * dst_rs + n, "conv matmul shapes");
+    // SAFETY: the bounds of `dst` are checked above and those of `a` and `b`
+    // by their constructor; the three do not overlap (dst is a &mut).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            a.ptr,
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.ptr,
+            b.col_stride as isize,
+            b.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        )
+    }
+}
+
+/// With fewer images than threads, each matrix product is split instead.
+fn inner_parallelism(images: usize) -> Parallelism {
+    if images < rayon::current_num_threads() { Parallelism::Rayon(0) } else { Parallelism::None }
+}
+
+/// `x (B, C, H, W)`, `W_mat (O, C·kh·kw)`, `bias (O,)` → `y (B, O, H', W')`.
+struct Conv(Geometry);
+/// `∂y (B, O, H', W')`, `W_mat` → `∂x (B, C, H, W)`.
+struct ConvInputGrad(Geometry);
+/// `x`, `∂y` → `[∂W_mat | ∂b]`, `(O, C·kh·kw + 1)`.
+struct ConvParamGrad(Geometry);
+
+impl candle_core::CustomOp3 for Conv {
     fn name(&self) -> &'static str {
-        "sslab-conv-rows"
+        "sslab-conv"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        use candle_core::backend::BackendStorage;
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
         let x = f32_slice(s1, l1, "conv2d")?;
-        f32_slice(s2, l2, "conv2d weight")?;
-        let (ho, wo) = g.out_hw();
-        let (m, k) = (g.b * ho * wo, g.c * g.kh * g.kw);
-        let o = l2.shape().dims()[0];
-        let cols = CpuStorage::F32(im2col(&g, x));
-        // W_matᵀ as a (C·k·k, O) view of the row-major (O, C·k·k) weight
-        let wt = Layout::new(Shape::from((k, o)), vec![1, k], l2.start_offset());
-        let y = cols.matmul(s2, (1, m, o, k), &Layout::contiguous((m, k)), &wt)?;
-        Ok((y, Shape::from((m, o))))
-    }
-
-    fn bwd(&self, x: &Tensor, wm: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let cols = x.contiguous()?.apply_op1_no_bwd(&Im2Col(self.0))?;
-        let gw = grad.t()?.matmul(&cols)?;
-        drop(cols);
-        let gx = grad.matmul(wm)?.apply_op1_no_bwd(&Col2Im(self.0))?;
-        Ok((Some(gx), Some(gw)))
-    }
-}
-
-impl CustomOp1 for Col2Im {
-    fn name(&self) -> &'static str {
-        "sslab-col2im"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let cols = f32_slice(s, l, "col2im")?;
-        let g = self.0;
-        let mut out = vec![0f32; g.b * g.c * g.h * g.w];
-        let (cols_n, pix_n) = g.per_image();
-        out.par_chunks_mut(pix_n).zip(cols.par_chunks(cols_n)).for_each(|(dst, src)| {
-            g.for_each_run(|col, img, n| {
-                for (d, v) in dst[img..img + n].iter_mut().zip(&src[col..col + n]) {
-                    *d += v;
+        let w = f32_slice(s2, l2, "conv2d weight")?;
+        let bias = f32_slice(s3, l3, "conv2d bias")?;
+        let (k, p, pix) = g.sizes();
+        let o = bias.len();
+        if x.len() != g.b * pix || w.len() != o * k {
+            candle_core::bail!("conv2d: input {:?} or weight {:?} does not match {g:?}", l1.shape(), l2.shape());
+        }
+        let par = inner_parallelism(g.b);
+        let mut y = vec![0f32; g.b * o * p];
+        y.par_chunks_mut(o * p).zip(x.par_chunks(pix)).for_each_init(
+            || vec![0f32; k * p],
+            |cols, (yb, xb)| {
+                for (plane, &bc) in yb.chunks_mut(p).zip(bias) {
+                    plane.fill(bc);
                 }
-            });
-        });
-        Ok((CpuStorage::F32(out), Shape::from((g.b, g.c, g.h, g.w))))
+                im2col_image(&g, xb, cols);
+                matmul(yb, p, true, Mat::new(w, o, k), Mat::new(cols, k, p), par);
+            },
+        );
+        let (ho, wo) = g.out_hw();
+        Ok((CpuStorage::F32(y), Shape::from((g.b, o, ho, wo))))
     }
 
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op1(Im2Col(self.0))?))
+    fn bwd(&self, x: &Tensor, wm: &Tensor, _bias: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let gx = grad.apply_op2_no_bwd(wm, &ConvInputGrad(self.0))?;
+        let gwb = x.apply_op2_no_bwd(&grad, &ConvParamGrad(self.0))?;
+        let k = wm.dim(1)?;
+        let gw = gwb.narrow(1, 0, k)?.contiguous()?;
+        let gb = gwb.narrow(1, k, 1)?.squeeze(1)?.contiguous()?;
+        Ok((Some(gx), Some(gw), Some(gb)))
     }
 }
 
-/// `(B·P, O)` rows plus a bias `(O,)` → `(B, O, P)` channel planes: the
-/// matrix product's output moved to NCHW with the bias added, in one pass.
-struct RowsToPlanes {
-    b: usize,
-    p: usize,
-    o: usize,
-}
-/// The adjoint: `(B, O, P)` planes → `(B·P, O)` rows.
-struct PlanesToRows {
-    b: usize,
-    p: usize,
-    o: usize,
-}
-/// `(B, O, P)` → `(O,)`: the sum of every channel plane (the bias gradient).
-struct ChannelSum {
-    b: usize,
-    p: usize,
-    o: usize,
-}
-
-/// Rows of 64 output positions at a time: reads stay in cache while each
-/// channel's 64 values are written contiguously.
-const TILE: usize = 64;
-
-impl candle_core::CustomOp2 for RowsToPlanes {
+impl candle_core::CustomOp2 for ConvInputGrad {
     fn name(&self) -> &'static str {
-        "sslab-rows-to-planes"
+        "sslab-conv-input-grad"
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let y = f32_slice(s1, l1, "conv2d bias")?;
-        let bias = f32_slice(s2, l2, "conv2d bias")?;
-        let (p, o) = (self.p, self.o);
-        let mut out = vec![0f32; self.b * o * p];
-        out.par_chunks_mut(o * p).zip(y.par_chunks(p * o)).for_each(|(dst, src)| {
-            for t0 in (0..p).step_by(TILE) {
-                let t1 = (t0 + TILE).min(p);
-                for (ci, &bc) in bias.iter().enumerate() {
-                    let plane = &mut dst[ci * p + t0..ci * p + t1];
-                    for (i, d) in plane.iter_mut().enumerate() {
-                        *d = src[(t0 + i) * o + ci] + bc;
-                    }
-                }
-            }
-        });
-        Ok((CpuStorage::F32(out), Shape::from((self.b, o, p))))
-    }
-
-    fn bwd(&self, _y: &Tensor, _bias: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (b, p, o) = (self.b, self.p, self.o);
-        let grad = grad.contiguous()?;
-        let gy = grad.apply_op1(PlanesToRows { b, p, o })?;
-        let gb = grad.apply_op1_no_bwd(&ChannelSum { b, p, o })?;
-        Ok((Some(gy), Some(gb)))
+        let g = self.0;
+        let gy = f32_slice(s1, l1, "conv2d backward")?;
+        let w = f32_slice(s2, l2, "conv2d backward weight")?;
+        let (k, p, pix) = g.sizes();
+        let o = w.len() / k;
+        if gy.len() != g.b * o * p {
+            candle_core::bail!("conv2d backward: gradient {:?} does not match {g:?}", l1.shape());
+        }
+        let par = inner_parallelism(g.b);
+        let mut gx = vec![0f32; g.b * pix];
+        gx.par_chunks_mut(pix).zip(gy.par_chunks(o * p)).for_each_init(
+            || vec![0f32; k * p],
+            |cols, (gxb, gyb)| {
+                matmul(cols, p, false, Mat::new(w, o, k).t(), Mat::new(gyb, o, p), par);
+                col2im_image(&g, cols, gxb);
+            },
+        );
+        Ok((CpuStorage::F32(gx), Shape::from((g.b, g.c, g.h, g.w))))
     }
 }
 
-impl CustomOp1 for PlanesToRows {
+impl candle_core::CustomOp2 for ConvParamGrad {
     fn name(&self) -> &'static str {
-        "sslab-planes-to-rows"
+        "sslab-conv-param-grad"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = f32_slice(s, l, "conv2d backward")?;
-        let (p, o) = (self.p, self.o);
-        let mut out = vec![0f32; self.b * p * o];
-        out.par_chunks_mut(p * o).zip(g.par_chunks(o * p)).for_each(|(dst, src)| {
-            for t0 in (0..p).step_by(TILE) {
-                let t1 = (t0 + TILE).min(p);
-                for ci in 0..o {
-                    for (i, &v) in src[ci * p + t0..ci * p + t1].iter().enumerate() {
-                        dst[(t0 + i) * o + ci] = v;
-                    }
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        let x = f32_slice(s1, l1, "conv2d backward")?;
+        let gy = f32_slice(s2, l2, "conv2d backward")?;
+        let (k, p, pix) = g.sizes();
+        let o = gy.len() / (g.b * p).max(1);
+        if x.len() != g.b * pix || gy.len() != g.b * o * p {
+            candle_core::bail!("conv2d backward: input {:?} or gradient {:?} does not match {g:?}", l1.shape(), l2.shape());
+        }
+        // one accumulator per thread over a contiguous share of the batch
+        let threads = rayon::current_num_threads().clamp(1, g.b);
+        let per = g.b.div_ceil(threads);
+        let par = inner_parallelism(g.b);
+        let partial = |t: usize| {
+            let mut acc = vec![0f32; o * (k + 1)];
+            let mut cols = vec![0f32; k * p];
+            for bi in t * per..((t + 1) * per).min(g.b) {
+                let gyb = &gy[bi * o * p..(bi + 1) * o * p];
+                im2col_image(&g, &x[bi * pix..(bi + 1) * pix], &mut cols);
+                matmul(&mut acc, k + 1, true, Mat::new(gyb, o, p), Mat::new(&cols, k, p).t(), par);
+                for (oc, plane) in gyb.chunks(p).enumerate() {
+                    acc[oc * (k + 1) + k] += plane.iter().sum::<f32>();
                 }
             }
+            acc
+        };
+        let acc = (0..threads).into_par_iter().map(partial).reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
         });
-        Ok((CpuStorage::F32(out), Shape::from((self.b * p, o))))
-    }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let zero = Tensor::zeros(self.o, grad.dtype(), grad.device())?;
-        Ok(Some(grad.contiguous()?.apply_op2(&zero, RowsToPlanes { b: self.b, p: self.p, o: self.o })?))
-    }
-}
-
-impl CustomOp1 for ChannelSum {
-    fn name(&self) -> &'static str {
-        "sslab-channel-sum"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = f32_slice(s, l, "conv2d bias backward")?;
-        let (p, o) = (self.p, self.o);
-        if g.len() != self.b * o * p {
-            candle_core::bail!("conv2d bias backward: gradient {:?} is not ({}, {o}, {p})", l.shape(), self.b);
-        }
-        let mut out = vec![0f32; o];
-        for img in g.chunks(o * p) {
-            for (ci, acc) in out.iter_mut().enumerate() {
-                *acc += img[ci * p..(ci + 1) * p].iter().sum::<f32>();
-            }
-        }
-        Ok((CpuStorage::F32(out), Shape::from(o)))
+        Ok((CpuStorage::F32(acc.unwrap_or_else(|| vec![0f32; o * (k + 1)])), Shape::from((o, k + 1))))
     }
 }
 
@@ -325,19 +349,16 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding: usize
     conv_cpu(x, weight, bias, g)
 }
 
-/// The CPU path of [`conv2d`] and [`conv1d`]: im2col + matmul as one op, then
-/// bias and the move to `(B, O, H', W')` as another.
+/// The CPU path of [`conv2d`] and [`conv1d`]: one [`Conv`] op (a zero bias
+/// when there is none).
 fn conv_cpu(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, g: Geometry) -> Result<Tensor> {
-    let (b, c, kh, kw) = (g.b, g.c, g.kh, g.kw);
     let o = weight.dim(0)?;
-    let (ho, wo) = g.out_hw();
-    let wm = weight.reshape((o, c * kh * kw))?.contiguous()?;
-    let y = x.contiguous()?.apply_op2(&wm, ConvRows(g))?;
-    match bias {
-        // bias and the move to NCHW in one pass, with a one-pass backward
-        Some(bias) => y.apply_op2(&bias.contiguous()?, RowsToPlanes { b, p: ho * wo, o })?.reshape((b, o, ho, wo)),
-        None => y.reshape((b, ho, wo, o))?.permute((0, 3, 1, 2))?.contiguous(),
-    }
+    let wm = weight.reshape((o, g.c * g.kh * g.kw))?.contiguous()?;
+    let bias = match bias {
+        Some(b) => b.contiguous()?,
+        None => Tensor::zeros(o, DType::F32, x.device())?,
+    };
+    x.contiguous()?.apply_op3(&wm, &bias, Conv(g))
 }
 
 /// A 1-D convolution `y = W ⋆ x + b` over the last axis, on the CPU through
@@ -387,9 +408,13 @@ mod tests {
     fn im2col_conv_matches_candle_conv_in_value_and_gradient() {
         let dev = Device::Cpu;
         let mut rng = SeededRng::new(1);
-        // 9×9 at stride 1 gives 81 output positions: more than one tile of the bias/layout op
-        for (padding, stride, size) in [(1, 1, 7), (0, 1, 7), (1, 2, 7), (1, 1, 9), (0, 2, 8)] {
-            let x = Var::from_tensor(&rng.randn((2, 3, size, size), 1.0, &dev).unwrap()).unwrap();
+        // batch 1 (each matrix product split across threads) and batches larger
+        // than the thread count (images split across threads); odd, even and
+        // non-square sizes
+        for (padding, stride, (h, w), batch) in
+            [(1, 1, (7, 7), 2), (0, 1, (7, 5), 1), (1, 2, (7, 7), 5), (1, 1, (9, 6), 3), (0, 2, (8, 8), 2), (1, 2, (7, 9), 1)]
+        {
+            let x = Var::from_tensor(&rng.randn((batch, 3, h, w), 1.0, &dev).unwrap()).unwrap();
             let w = Var::from_tensor(&rng.randn((4, 3, 3, 3), 0.5, &dev).unwrap()).unwrap();
             let bias = Var::from_tensor(&rng.randn(4, 0.5, &dev).unwrap()).unwrap();
             let ours = conv2d(x.as_tensor(), w.as_tensor(), Some(bias.as_tensor()), padding, stride).unwrap();
