@@ -103,8 +103,28 @@ impl Module for Linear {
     /// The input is made contiguous first: Candle 0.11's batched matmul
     /// computes a wrong weight gradient for a transposed (non-contiguous)
     /// 3-D input (test `linear_weight_gradient_is_right_for_transposed_inputs`).
+    ///
+    /// Any leading dimensions are flattened into one 2-D matrix product, and
+    /// the bias is added by [`ops::add_bias`]: `candle_nn::Linear` multiplies a
+    /// 3-D input by a broadcast weight, whose gradient Candle then sums over
+    /// the batch with a slow strided reduction, as it does for the bias.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.0.forward(&x.contiguous()?)
+        let w = self.0.weight();
+        let (out_dim, in_dim) = w.dims2()?;
+        let dims = x.dims().to_vec();
+        match dims.last() {
+            Some(&d) if d == in_dim => {}
+            _ => candle_core::bail!("Linear({in_dim} → {out_dim}) expects input (…, {in_dim}), got shape {dims:?}"),
+        }
+        let rows = x.elem_count() / in_dim.max(1);
+        let y = x.contiguous()?.reshape((rows, in_dim))?.matmul(&w.t()?)?;
+        let y = match self.0.bias() {
+            Some(b) => ops::add_bias(&y, b)?,
+            None => y,
+        };
+        let mut out = dims;
+        *out.last_mut().expect("rank checked above") = out_dim;
+        y.reshape(out)
     }
 }
 

@@ -9,6 +9,11 @@
 //! gelu(x)       = x · Φ(x) = x/2 · (1 + erf(x / √2))
 //! ```
 //!
+//! On the CPU (f32) softmax over the last dimension and layer norm are
+//! single fused ops with hand-written backward passes (checked against the
+//! composed forms, the torch values below and finite differences); elsewhere
+//! the composed forms run.
+//!
 //! Why not Candle's own: in Candle 0.11 `candle_nn::ops::softmax_last_dim`,
 //! `candle_nn::ops::layer_norm`, `ops::rms_norm` and the fast path of
 //! `candle_nn::LayerNorm::forward` are fused custom ops **without a backward
@@ -17,8 +22,12 @@
 //! `mean_keepdim`, `sqrt`, broadcasting arithmetic), all of which have
 //! gradients. Candle's `gelu_erf` does have a backward, so [`gelu`] uses it.
 
-use candle_core::{Module, Result, Tensor, D};
+use candle_core::{CpuStorage, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
+
+/// Rows per parallel task in the fused row-wise ops.
+const ROWS_PER_TASK: usize = 64;
 
 /// Softmax along `dim`, differentiable (the maximum subtracted for stability is detached,
 /// which does not change the value or the gradient).
@@ -60,7 +69,7 @@ impl candle_core::CustomOp1 for FusedSoftmax {
         let x = cpu_f32(s, l)?;
         let n = l.shape().dims().last().copied().unwrap_or(1).max(1);
         let mut out = vec![0f32; x.len()];
-        for (row, dst) in x.chunks(n).zip(out.chunks_mut(n)) {
+        x.par_chunks(n).zip(out.par_chunks_mut(n)).with_min_len(ROWS_PER_TASK).for_each(|(row, dst)| {
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0f32;
             for (d, &v) in dst.iter_mut().zip(row) {
@@ -69,7 +78,7 @@ impl candle_core::CustomOp1 for FusedSoftmax {
             }
             let inv = 1.0 / sum;
             dst.iter_mut().for_each(|d| *d *= inv);
-        }
+        });
         Ok((candle_core::CpuStorage::F32(out), l.shape().clone()))
     }
 
@@ -96,12 +105,12 @@ impl candle_core::CustomOp2 for FusedSoftmaxBackward {
         }
         let n = l1.shape().dims().last().copied().unwrap_or(1).max(1);
         let mut out = vec![0f32; y.len()];
-        for ((yr, gr), dst) in y.chunks(n).zip(g.chunks(n)).zip(out.chunks_mut(n)) {
+        y.par_chunks(n).zip(g.par_chunks(n)).zip(out.par_chunks_mut(n)).with_min_len(ROWS_PER_TASK).for_each(|((yr, gr), dst)| {
             let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
             for ((d, &yv), &gv) in dst.iter_mut().zip(yr).zip(gr) {
                 *d = yv * (gv - dot);
             }
-        }
+        });
         Ok((candle_core::CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -136,11 +145,201 @@ pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result
     if !(eps.is_finite() && eps >= 0.0) {
         candle_core::bail!("layer_norm: eps must be finite and >= 0, got {eps}");
     }
+    if x.device().is_cpu() && [x, gamma, beta].iter().all(|t| t.dtype() == candle_core::DType::F32) && d > 0 {
+        // one fused op with a one-pass backward (see `FusedLayerNorm`)
+        return x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, FusedLayerNorm { eps: eps as f32 });
+    }
+    layer_norm_composed(x, gamma, beta, eps)
+}
+
+/// [`layer_norm`] from elementary differentiable ops (other devices and dtypes).
+fn layer_norm_composed(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
     let mean = x.mean_keepdim(D::Minus1)?;
     let xc = x.broadcast_sub(&mean)?;
     let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
     let xn = xc.broadcast_div(&(var + eps)?.sqrt()?)?;
     xn.broadcast_mul(gamma)?.broadcast_add(beta)
+}
+
+/// Layer norm over the last dimension in one pass on the CPU (rows in
+/// parallel). Its backward is one more pass, [`FusedLayerNormBackward`]:
+///
+/// ```text
+/// x̂ = (x − μ)·r,  r = 1/sqrt(σ² + ε),  ĝ = g ⊙ γ   (g = ∂L/∂y, per row)
+/// ∂L/∂x = r · (ĝ − mean(ĝ) − x̂ · mean(ĝ ⊙ x̂))
+/// ∂L/∂γ = Σ_rows g ⊙ x̂        ∂L/∂β = Σ_rows g
+/// ```
+///
+/// The composed form costs about ten element-wise ops and their backward
+/// passes, and Candle sums the broadcast γ and β gradients over the rows
+/// with a slow strided reduction: it was the largest item of the ViT step.
+struct FusedLayerNorm {
+    eps: f32,
+}
+/// `(x, γ, g)` ↦ `[∂L/∂x; ∂L/∂γ; ∂L/∂β]`, shape `(N + 2, D)`.
+struct FusedLayerNormBackward {
+    eps: f32,
+}
+
+/// `(mean, 1/sqrt(var + eps))` of one row (biased variance, two passes).
+#[inline]
+fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
+    let n = row.len() as f32;
+    let mean = row.iter().sum::<f32>() / n;
+    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+impl candle_core::CustomOp3 for FusedLayerNorm {
+    fn name(&self) -> &'static str {
+        "sslab-layer-norm"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, gamma, beta) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?, cpu_f32(s3, l3)?);
+        let d = gamma.len();
+        if d == 0 || beta.len() != d || x.len() % d != 0 {
+            candle_core::bail!("layer_norm: x {:?}, gamma {:?}, beta {:?} do not match", l1.shape(), l2.shape(), l3.shape());
+        }
+        let mut out = vec![0f32; x.len()];
+        x.par_chunks(d).zip(out.par_chunks_mut(d)).with_min_len(ROWS_PER_TASK).for_each(|(row, dst)| {
+            let (mean, r) = row_stats(row, self.eps);
+            for (((o, &v), &gm), &bt) in dst.iter_mut().zip(row).zip(gamma).zip(beta) {
+                *o = (v - mean) * r * gm + bt;
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, gamma: &Tensor, _beta: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let d = gamma.elem_count();
+        let n = x.elem_count() / d;
+        let packed = x.apply_op3_no_bwd(gamma, &grad.contiguous()?, &FusedLayerNormBackward { eps: self.eps })?;
+        let gx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
+        let gg = packed.narrow(0, n, 1)?.reshape(d)?;
+        let gb = packed.narrow(0, n + 1, 1)?.reshape(d)?;
+        Ok((Some(gx), Some(gg), Some(gb)))
+    }
+}
+
+impl candle_core::CustomOp3 for FusedLayerNormBackward {
+    fn name(&self) -> &'static str {
+        "sslab-layer-norm-backward"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, gamma, g) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?, cpu_f32(s3, l3)?);
+        let d = gamma.len();
+        if d == 0 || g.len() != x.len() || x.len() % d != 0 {
+            candle_core::bail!("layer_norm backward: gradient {:?} for x {:?}", l3.shape(), l1.shape());
+        }
+        let rows = x.len() / d;
+        let mut out = vec![0f32; x.len() + 2 * d];
+        let (gx, params) = out.split_at_mut(x.len());
+        // rows split into one block per thread; each keeps its own γ, β sums
+        let per = rows.div_ceil(rayon::current_num_threads()).max(1) * d;
+        let sums = gx
+            .par_chunks_mut(per)
+            .zip(x.par_chunks(per))
+            .zip(g.par_chunks(per))
+            .map(|((gx, x), g)| {
+                let mut acc = vec![0f32; 2 * d];
+                let mut gh = vec![0f32; d];
+                for ((gxr, xr), gr) in gx.chunks_mut(d).zip(x.chunks(d)).zip(g.chunks(d)) {
+                    let (mean, r) = row_stats(xr, self.eps);
+                    let (mut m1, mut m2) = (0f32, 0f32);
+                    for (i, ((&gv, &xv), &gm)) in gr.iter().zip(xr).zip(gamma).enumerate() {
+                        let xh = (xv - mean) * r;
+                        gh[i] = gv * gm;
+                        m1 += gh[i];
+                        m2 += gh[i] * xh;
+                        acc[i] += gv * xh;
+                        acc[d + i] += gv;
+                    }
+                    let (m1, m2) = (m1 / d as f32, m2 / d as f32);
+                    for ((o, &xv), &ghv) in gxr.iter_mut().zip(xr).zip(&gh) {
+                        *o = r * (ghv - m1 - (xv - mean) * r * m2);
+                    }
+                }
+                acc
+            })
+            .reduce_with(|mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            });
+        if let Some(sums) = sums {
+            params.copy_from_slice(&sums);
+        }
+        Ok((CpuStorage::F32(out), Shape::from((rows + 2, d))))
+    }
+}
+
+/// `y + b` for rows `y (…, D)` and a bias `b (D,)`, with the bias gradient
+/// (the column sums of `∂L/∂y`) in one parallel pass: the backward of
+/// Candle's `broadcast_add` sums over the rows with a slow strided reduction.
+///
+/// # Shapes
+/// `y (…, D)`, `b (D,)` → `(…, D)`.
+pub fn add_bias(y: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let d = y.dims().last().copied().unwrap_or(0);
+    if y.rank() == 0 || b.dims() != [d] {
+        candle_core::bail!("add_bias expects y (…, D) and b (D,), got {:?} and {:?}", y.dims(), b.dims());
+    }
+    if y.device().is_cpu() && y.dtype() == candle_core::DType::F32 && b.dtype() == candle_core::DType::F32 && d > 0 {
+        return y.contiguous()?.apply_op2(&b.contiguous()?, BiasAdd);
+    }
+    y.broadcast_add(b)
+}
+
+/// See [`add_bias`].
+struct BiasAdd;
+/// `∂L/∂y (…, D)` ↦ its column sums `(D,)`.
+struct ColumnSum;
+
+impl candle_core::CustomOp2 for BiasAdd {
+    fn name(&self) -> &'static str {
+        "sslab-bias-add"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (y, b) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
+        let d = b.len();
+        let mut out = y.to_vec();
+        out.par_chunks_mut(d).with_min_len(ROWS_PER_TASK).for_each(|row| row.iter_mut().zip(b).for_each(|(o, b)| *o += b));
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(&self, _y: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let gb = grad.contiguous()?.apply_op1_no_bwd(&ColumnSum)?.reshape(b.shape())?;
+        Ok((Some(grad.clone()), Some(gb)))
+    }
+}
+
+impl candle_core::CustomOp1 for ColumnSum {
+    fn name(&self) -> &'static str {
+        "sslab-column-sum"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = cpu_f32(s, l)?;
+        let d = l.shape().dims().last().copied().unwrap_or(1).max(1);
+        let per = (g.len() / d).div_ceil(rayon::current_num_threads()).max(1) * d;
+        let sum = g
+            .par_chunks(per)
+            .map(|block| {
+                let mut acc = vec![0f32; d];
+                for row in block.chunks(d) {
+                    acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+                }
+                acc
+            })
+            .reduce_with(|mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            })
+            .unwrap_or_else(|| vec![0f32; d]);
+        Ok((CpuStorage::F32(sum), Shape::from(d)))
+    }
 }
 
 /// GELU with the exact (erf) form, `x · Φ(x)`; Candle's `gelu_erf` has a backward pass.
@@ -194,6 +393,54 @@ mod fused_tests {
     use super::*;
     use crate::rng::SeededRng;
     use candle_core::{Device, Var, D};
+
+    fn max_abs(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    }
+
+    /// The fused layer norm equals the composed form in value and in all
+    /// three gradients (the composed form is checked against torch below),
+    /// on enough rows to split them across threads.
+    #[test]
+    fn fused_layer_norm_matches_the_composed_form() {
+        let dev = Device::Cpu;
+        let mut rng = SeededRng::new(11);
+        let x = Var::from_tensor(&(rng.randn((5, 70, 33), 2.0, &dev).unwrap() + 0.5).unwrap()).unwrap();
+        let gm = Var::from_tensor(&rng.randn(33, 1.0, &dev).unwrap()).unwrap();
+        let bt = Var::from_tensor(&rng.randn(33, 1.0, &dev).unwrap()).unwrap();
+        let fused = layer_norm(x.as_tensor(), gm.as_tensor(), bt.as_tensor(), 1e-5).unwrap();
+        let composed = layer_norm_composed(x.as_tensor(), gm.as_tensor(), bt.as_tensor(), 1e-5).unwrap();
+        assert!(max_abs(&fused, &composed) < 1e-4, "{}", max_abs(&fused, &composed));
+        let r = rng.randn((5, 70, 33), 1.0, &dev).unwrap();
+        let g1 = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (composed * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for (what, v) in [("x", &x), ("gamma", &gm), ("beta", &bt)] {
+            let (a, b) = (g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap());
+            assert_eq!(a.dims(), b.dims(), "{what}");
+            assert!(max_abs(a, b) < 1e-3, "{what} gradient differs by {}", max_abs(a, b));
+        }
+    }
+
+    /// `add_bias` equals `broadcast_add` in value and gradients, and names
+    /// the shapes when the bias does not fit.
+    #[test]
+    fn add_bias_matches_broadcast_add() {
+        let dev = Device::Cpu;
+        let mut rng = SeededRng::new(12);
+        let y = Var::from_tensor(&rng.randn((6, 90, 5), 1.0, &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&rng.randn(5, 1.0, &dev).unwrap()).unwrap();
+        let ours = add_bias(y.as_tensor(), b.as_tensor()).unwrap();
+        let theirs = y.as_tensor().broadcast_add(b.as_tensor()).unwrap();
+        assert!(max_abs(&ours, &theirs) < 1e-6);
+        let r = rng.randn((6, 90, 5), 1.0, &dev).unwrap();
+        let g1 = (ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (theirs * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [&y, &b] {
+            assert!(max_abs(g1.get(v.as_tensor()).unwrap(), g2.get(v.as_tensor()).unwrap()) < 1e-4);
+        }
+        let err = add_bias(y.as_tensor(), &Tensor::zeros(4, candle_core::DType::F32, &dev).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("[6, 90, 5]") && err.contains("[4]"), "{err}");
+    }
 
     /// The fused last-dimension softmax equals the composed one (value and
     /// gradient), which the torch golden test below checks.
