@@ -15,7 +15,7 @@
 //! Softmax and layer norm are the differentiable ones of [`ops`](super::ops).
 //! There is no dropout (the course's models are small and trained briefly).
 
-use super::ops::{gelu, softmax, LayerNorm};
+use super::ops::{batched_matmul, gelu, softmax, LayerNorm};
 use super::{linear, Linear};
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
@@ -107,7 +107,7 @@ impl MultiHeadAttention {
         let q = qkv.get(0)?.contiguous()?;
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
-        let mut scores = (q.matmul(&k.t()?.contiguous()?)? / (dh as f64).sqrt())?;
+        let mut scores = (batched_matmul(&q, &k, true)? / (dh as f64).sqrt())?;
         if let Some(bias) = bias {
             if bias.dims() != [b, 1, l, l] {
                 candle_core::bail!("MultiHeadAttention: mask must be (B, 1, L, L) = ({b}, 1, {l}, {l}), got {:?}", bias.dims());
@@ -115,7 +115,7 @@ impl MultiHeadAttention {
             scores = scores.broadcast_add(bias)?;
         }
         let attn = softmax(&scores, D::Minus1)?;
-        let out = attn.matmul(&v)?.transpose(1, 2)?.reshape((b, l, d))?;
+        let out = batched_matmul(&attn, &v, false)?.transpose(1, 2)?.reshape((b, l, d))?;
         Ok((self.proj.forward(&out)?, attn))
     }
 

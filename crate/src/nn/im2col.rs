@@ -149,7 +149,7 @@ fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]>
 
 /// A row-major `(rows, cols)` matrix (or its transpose) for [`matmul`].
 #[derive(Clone, Copy)]
-struct Mat {
+pub(crate) struct Mat {
     ptr: *const f32,
     rows: usize,
     cols: usize,
@@ -158,18 +158,18 @@ struct Mat {
 }
 
 impl Mat {
-    fn new(v: &[f32], rows: usize, cols: usize) -> Self {
-        debug_assert!(v.len() >= rows * cols);
+    pub(crate) fn new(v: &[f32], rows: usize, cols: usize) -> Self {
+        assert!(v.len() >= rows * cols, "matrix of {rows}×{cols} over {} values", v.len());
         Self { ptr: v.as_ptr(), rows, cols, row_stride: cols, col_stride: 1 }
     }
 
-    fn t(self) -> Self {
+    pub(crate) fn t(self) -> Self {
         Self { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
     }
 }
 
 /// `dst (m, n, row stride dst_rs) (+)= a · b` with the `gemm` crate.
-fn matmul(dst: &mut [f32], dst_rs: usize, accumulate: bool, a: Mat, b: Mat, par: Parallelism) {
+pub(crate) fn matmul(dst: &mut [f32], dst_rs: usize, accumulate: bool, a: Mat, b: Mat, par: Parallelism) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(b.rows == k && m > 0 && n > 0 && dst.len() >= (m - 1) * dst_rs + n, "conv matmul shapes");
     // SAFETY: the bounds of `dst` are checked above and those of `a` and `b`
@@ -199,8 +199,9 @@ fn matmul(dst: &mut [f32], dst_rs: usize, accumulate: bool, a: Mat, b: Mat, par:
     }
 }
 
-/// With fewer images than threads, each matrix product is split instead.
-fn inner_parallelism(images: usize) -> Parallelism {
+/// With fewer images (or batch entries) than threads, each matrix product is
+/// split across threads instead.
+pub(crate) fn inner_parallelism(images: usize) -> Parallelism {
     if images < rayon::current_num_threads() { Parallelism::Rayon(0) } else { Parallelism::None }
 }
 
