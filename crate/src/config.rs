@@ -138,6 +138,51 @@ impl Profile {
 }
 
 impl Profile {
+    /// The sizes of chapter 25's contrastive notebooks in this profile.
+    pub fn contrastive(self) -> ContrastiveConfig {
+        let base = ContrastiveConfig {
+            profile: self,
+            train_images: 8000,
+            test_images: 2000,
+            steps: 280,
+            batch_size: 256,
+            short_steps: 100,
+            short_batch_size: 128,
+            labels_per_class: 10,
+            label_budgets: vec![1, 5, 10, 50],
+            scratch_steps: 150,
+            probe_steps: 300,
+            seed: 0,
+        };
+        match self {
+            Self::Smoke => ContrastiveConfig {
+                train_images: 600,
+                test_images: 200,
+                steps: 4,
+                batch_size: 32,
+                short_steps: 2,
+                short_batch_size: 16,
+                label_budgets: vec![1, 5],
+                scratch_steps: 5,
+                probe_steps: 30,
+                ..base
+            },
+            Self::Cpu => base,
+            Self::Gpu => ContrastiveConfig {
+                train_images: 60000,
+                test_images: 10000,
+                steps: 5000,
+                batch_size: 512,
+                short_steps: 1000,
+                short_batch_size: 256,
+                label_budgets: vec![1, 5, 10, 50, 100],
+                scratch_steps: 1000,
+                probe_steps: 500,
+                ..base
+            },
+        }
+    }
+
     /// The sizes of section 24.4's sequence pretext tasks in this profile.
     pub fn sequence_pretext(self) -> SequencePretextConfig {
         let base = SequencePretextConfig {
@@ -307,6 +352,71 @@ impl ImagePretextConfig {
     }
 }
 
+/// Sizes of chapter 25's contrastive notebooks (SimCLR, MoCo): one main run,
+/// shorter runs for the ablations and sweeps, and the few-label protocol.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContrastiveConfig {
+    /// The profile these sizes came from.
+    pub profile: Profile,
+    /// Images in the training split (pretraining uses them without labels).
+    pub train_images: usize,
+    /// Images in the test split (accuracy is measured here).
+    pub test_images: usize,
+    /// Optimiser steps of the main run.
+    pub steps: usize,
+    /// Images per step of the main run.
+    pub batch_size: usize,
+    /// Optimiser steps of each run in an ablation or sweep.
+    pub short_steps: usize,
+    /// Images per step of those runs (unless the sweep varies it).
+    pub short_batch_size: usize,
+    /// Labelled examples per class for the probes and the from-scratch baseline.
+    pub labels_per_class: usize,
+    /// The budgets of the label-efficiency curve, in labels per class.
+    pub label_budgets: Vec<usize>,
+    /// Optimiser steps of the from-scratch baseline.
+    pub scratch_steps: usize,
+    /// Optimiser steps of each linear probe.
+    pub probe_steps: usize,
+    /// The seed behind initialisation, data order, augmentation and the labelled subsets.
+    pub seed: u64,
+}
+
+impl ContrastiveConfig {
+    /// `method`'s recommended settings ([`crate::method::PretrainConfig::for_method`])
+    /// with the main run's steps, batch size and seed.
+    pub fn pretrain(&self, method: crate::method::MethodName) -> crate::method::PretrainConfig {
+        let mut cfg = crate::method::PretrainConfig::for_method(method);
+        cfg.steps = self.steps;
+        cfg.batch_size = self.batch_size;
+        cfg.warmup_steps = cfg.warmup_steps.min(cfg.steps / 4);
+        cfg.seed = self.seed;
+        cfg
+    }
+
+    /// The same for one run of an ablation or sweep.
+    pub fn short(&self, method: crate::method::MethodName) -> crate::method::PretrainConfig {
+        let mut cfg = self.pretrain(method);
+        cfg.steps = self.short_steps;
+        cfg.batch_size = self.short_batch_size;
+        cfg.warmup_steps = cfg.warmup_steps.min(cfg.steps / 4);
+        cfg
+    }
+
+    /// The few-label protocol at [`labels_per_class`](Self::labels_per_class).
+    pub fn protocol(&self) -> crate::eval::FewLabelProtocol {
+        self.protocol_with(self.labels_per_class)
+    }
+
+    /// The same protocol with `labels_per_class` labels per class.
+    pub fn protocol_with(&self, labels_per_class: usize) -> crate::eval::FewLabelProtocol {
+        let mut p = crate::eval::FewLabelProtocol::new(labels_per_class, self.seed);
+        p.probe.steps = self.probe_steps;
+        p.scratch.steps = self.scratch_steps;
+        p
+    }
+}
+
 /// Sizes of section 24.4: four pretext tasks on a UCR time-series problem
 /// and frame-order prediction on synthetic video, each measured with few labels.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -429,6 +539,23 @@ impl TextPretextConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contrastive_budgets_grow_with_the_profile_and_reach_the_methods() {
+        use crate::method::MethodName;
+        let (smoke, cpu, gpu) = (Profile::Smoke.contrastive(), Profile::Cpu.contrastive(), Profile::Gpu.contrastive());
+        assert!(smoke.steps < cpu.steps && cpu.steps < gpu.steps);
+        assert!(smoke.short_steps < cpu.short_steps && cpu.short_steps < cpu.steps);
+        let main = cpu.pretrain(MethodName::SimClr);
+        assert_eq!((main.steps, main.batch_size, main.seed), (cpu.steps, cpu.batch_size, cpu.seed));
+        let short = cpu.short(MethodName::Moco);
+        assert_eq!((short.steps, short.batch_size, short.method), (cpu.short_steps, cpu.short_batch_size, MethodName::Moco));
+        for c in [&smoke, &cpu, &gpu] {
+            assert!(c.pretrain(MethodName::SimClr).check().is_ok() && c.short(MethodName::SimClr).check().is_ok(), "{:?}", c.profile);
+        }
+        assert_eq!(cpu.protocol_with(5).labels_per_class, 5);
+        assert_eq!(cpu.protocol().probe.steps, cpu.probe_steps);
+    }
 
     #[test]
     fn image_pretext_budgets_grow_with_the_profile_and_reach_the_methods() {

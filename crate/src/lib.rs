@@ -83,12 +83,12 @@ pub fn message(e: &Error) -> String {
 /// Everything a notebook's setup cell needs, in one `use sslab::prelude::*;`.
 pub mod prelude {
     pub use crate::augment::{Compose, Transform, TwoViews};
-    pub use crate::config::{ImagePretextConfig, Profile, SequencePretextConfig, TextPretextConfig, WhySslConfig};
+    pub use crate::config::{ContrastiveConfig, ImagePretextConfig, Profile, SequencePretextConfig, TextPretextConfig, WhySslConfig};
     pub use crate::data::{data_dir, DataSpec, ImageDataset, LabelledData, SeriesDataset, TextCorpus, Tokenizer, TokenizerKind};
     pub use crate::device::{device, DeviceChoice};
     pub use crate::eval::{collapse_report, knn_accuracy, linear_probe, Comparison, FewLabelProtocol, KnnConfig, ProbeConfig};
     pub use crate::loss::{barlow_twins, byol, clip, dino, info_nce, moco, negative_cosine, nt_xent, vicreg};
-    pub use crate::method::{MethodName, PretrainConfig, Pretrainer};
+    pub use crate::method::{AugmentStep, MethodName, PretrainConfig, Pretrainer};
     pub use crate::nn::{EmaTeacher, MocoQueue, Params, ResNetConfig, SmallCnn, VitConfig};
     pub use crate::plot::{BarChart, Heatmap, ImageGrid, LinePlot, ScatterPlot, Table};
     pub use crate::rng::SeededRng;

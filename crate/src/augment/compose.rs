@@ -56,6 +56,19 @@ impl Compose {
     pub fn step_names(&self) -> Vec<&'static str> {
         self.steps.iter().map(|(n, _)| *n).collect()
     }
+
+    /// The pipeline without the steps whose type name is in `names` (for
+    /// ablations: which augmentation matters?).
+    ///
+    /// ```
+    /// use sslab::augment::{Compose, HorizontalFlip, Grayscale};
+    /// let t = Compose::new().then(HorizontalFlip::default()).then(Grayscale::default()).without(&["HorizontalFlip"]);
+    /// assert_eq!(t.step_names(), ["Grayscale"]);
+    /// ```
+    pub fn without(mut self, names: &[&str]) -> Self {
+        self.steps.retain(|(n, _)| !names.contains(n));
+        self
+    }
 }
 
 impl fmt::Debug for Compose {

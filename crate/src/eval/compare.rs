@@ -89,6 +89,24 @@ impl FewLabelProtocol {
         Ok(row)
     }
 
+    /// Pretrains `cfg` on `train` for its `steps` and evaluates the encoder
+    /// like [`evaluate_run`](Self::evaluate_run) without fine-tuning: one row
+    /// of an ablation or a sweep.
+    pub fn pretrain_and_evaluate(
+        &self,
+        name: &str,
+        cfg: PretrainConfig,
+        train: &ImageDataset,
+        labelled: &ImageDataset,
+        test: &ImageDataset,
+        dev: &Device,
+    ) -> Result<ComparisonRow> {
+        let steps = cfg.steps;
+        let mut run = Pretrainer::new(cfg, train.image_shape()?, dev)?;
+        run.train_for(steps, train)?;
+        self.evaluate_run(name, &run, labelled, test, false)
+    }
+
     /// A copy of `run`'s encoder fine-tuned end to end on the labelled subset
     /// with a fresh linear head: the from-scratch baseline's training
     /// (same steps, head, data order), only the initialisation differs. The
@@ -325,5 +343,37 @@ mod tests {
         // empty inputs are named
         let err = proto.evaluate("x", &|x| Ok(x.clone()), &labelled.take(0).unwrap(), &test).unwrap_err().to_string();
         assert!(err.contains("x: the comparison needs labelled and test examples"), "{err}");
+    }
+
+    /// A short SimCLR run evaluated in one call, an ablation run without
+    /// cropping (its pipeline has no crop step), and the label curve's arms
+    /// and budgets.
+    #[test]
+    fn pretrain_and_evaluate_ablation_and_label_curve() {
+        let dev = Device::Cpu;
+        let (train, test) = crate::data::load_images("shapes", 500, 0).unwrap();
+        let mut cfg = crate::config::Profile::Smoke.contrastive();
+        cfg.label_budgets = vec![1, 3];
+        let proto = cfg.protocol_with(3);
+        let labelled = proto.labelled(&train).unwrap();
+        let mut short = cfg.short(MethodName::SimClr);
+        short.steps = 3;
+        let row = proto.pretrain_and_evaluate("simclr", short.clone(), &train, &labelled, &test, &dev).unwrap();
+        assert!((0.0..=1.0).contains(&row.knn) && (0.0..=1.0).contains(&row.linear) && row.note.contains("3 steps"), "{row:?}");
+        let no_crop = PretrainConfig { augment_without: vec![crate::method::AugmentStep::Crop], ..short.clone() };
+        let shape = train.image_shape().unwrap();
+        assert!(short.augmentation(shape).step_names().contains(&"RandomResizedCrop"));
+        assert!(!no_crop.augmentation(shape).step_names().contains(&"RandomResizedCrop"));
+        assert_eq!(no_crop.augmentation(shape).len() + 1, short.augmentation(shape).len());
+        let mut run = Pretrainer::new(short, shape, &dev).unwrap();
+        run.train_for(2, &train).unwrap();
+        let curve = crate::eval::label_curve("SimCLR", &run, &train, &test, &cfg).unwrap();
+        assert_eq!(curve.labels_per_class, vec![1, 3]);
+        let names: Vec<&str> = curve.arms.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["SimCLR + linear", "SimCLR + kNN", "from scratch"]);
+        assert!(curve.arms.iter().all(|(_, a)| a.len() == 2 && a.iter().all(|r| r.len() == 1 && (0.0..=1.0).contains(&r[0]))));
+        let html = curve.table().to_html();
+        assert!(html.contains("one labelled subset per budget") && !html.contains("±"), "{html}");
+        assert!(crate::eval::label_curve("x", &run, &train, &test, &crate::config::ContrastiveConfig { label_budgets: vec![], ..cfg }).is_err());
     }
 }

@@ -2,7 +2,8 @@
 //! of labels per class, for a pretrained encoder and for training from scratch.
 
 use super::{classifier_accuracy, features, linear_probe, ProbeConfig};
-use crate::config::WhySslConfig;
+use crate::config::{ContrastiveConfig, WhySslConfig};
+use crate::method::Pretrainer;
 use crate::data::ImageDataset;
 use crate::nn::{linear, CnnConfig, Params, SmallCnn};
 use crate::plot::{LinePlot, Table};
@@ -36,16 +37,19 @@ impl LabelEfficiency {
         Some(accs.iter().map(|a| mean_std(a).0).collect())
     }
 
-    /// Mean test accuracy ± std over repeats, one row per label budget.
+    /// Mean test accuracy ± std over repeats, one row per label budget (the
+    /// accuracy alone when every budget has one labelled subset).
     pub fn table(&self) -> Table {
         let mut header = vec!["labels per class".to_string()];
         header.extend(self.arms.iter().map(|(n, _)| n.clone()));
-        let mut t = Table::new(&header).caption("test accuracy (mean ± std over labelled subsets)");
+        let single = self.arms.iter().all(|(_, accs)| accs.iter().all(|a| a.len() <= 1));
+        let caption = if single { "test accuracy (one labelled subset per budget)" } else { "test accuracy (mean ± std over labelled subsets)" };
+        let mut t = Table::new(&header).caption(caption);
         for (i, k) in self.labels_per_class.iter().enumerate() {
             let mut row = vec![k.to_string()];
             for (_, accs) in &self.arms {
                 let (m, s) = mean_std(&accs[i]);
-                row.push(format!("{:.1} ± {:.1} %", 100.0 * m, 100.0 * s));
+                row.push(if single { format!("{:.1} %", 100.0 * m) } else { format!("{:.1} ± {:.1} %", 100.0 * m, 100.0 * s) });
             }
             t.push(&row);
         }
@@ -62,6 +66,41 @@ impl LabelEfficiency {
         }
         p
     }
+}
+
+/// The label-efficiency curve of a pretraining run (the UvA SimCLR
+/// tutorial's table, on our data): at each budget of
+/// [`ContrastiveConfig::label_budgets`] labels per class, a linear probe and
+/// k-NN on `run`'s frozen features (`"{name} + linear"`, `"{name} + kNN"`),
+/// and the same encoder trained end to end on those labels alone
+/// (`"from scratch"`), all on the labelled subset that
+/// [`ContrastiveConfig::protocol_with`] draws and measured on `test`.
+pub fn label_curve(name: &str, run: &Pretrainer, train: &ImageDataset, test: &ImageDataset, cfg: &ContrastiveConfig) -> Result<LabelEfficiency> {
+    if cfg.label_budgets.is_empty() {
+        candle_core::bail!("label_curve needs at least one label budget, got {:?}", cfg.label_budgets);
+    }
+    let names = [format!("{name} + linear"), format!("{name} + kNN"), "from scratch".to_string()];
+    let mut arms: Vec<(String, Vec<Vec<f64>>)> = names.iter().map(|n| (n.clone(), Vec::new())).collect();
+    for &k in &cfg.label_budgets {
+        let proto = cfg.protocol_with(k);
+        let labelled = proto.labelled(train)?;
+        let row = proto.evaluate_run(name, run, &labelled, test, false)?;
+        let scratch = proto.from_scratch(&run.config().encoder, &labelled, test, run.device())?;
+        for (arm, acc) in arms.iter_mut().zip([row.linear, row.knn, scratch.finetune]) {
+            arm.1.push(vec![acc]);
+        }
+    }
+    let protocol = format!(
+        "{} unlabelled training images for pretraining, {} test images; at each budget one labelled subset per class; \
+         linear probe ({} full-batch AdamW steps on frozen standardised features) and k-NN on the frozen encoder; \
+         from scratch: the same encoder + linear head trained end to end on the labels only ({} steps); seed {}",
+        train.len(),
+        test.len(),
+        cfg.probe_steps,
+        cfg.scratch_steps,
+        cfg.seed
+    );
+    Ok(LabelEfficiency { labels_per_class: cfg.label_budgets.clone(), arms, protocol })
 }
 
 /// Runs the sweep: for each label budget and repeat, a labelled subset of

@@ -24,7 +24,7 @@ pub use collapse::{
 pub use compare::{train_end_to_end, Comparison, ComparisonRow, FewLabelProtocol};
 pub use finetune::{fit_classifier, ClassifierConfig, ClassifierResult};
 pub use knn::{knn_accuracy, knn_classify, knn_votes, KnnConfig, KnnProtocol, KnnResult};
-pub use label_efficiency::{label_efficiency, LabelEfficiency};
+pub use label_efficiency::{label_curve, label_efficiency, LabelEfficiency};
 
 use crate::data::ImageDataset;
 use crate::loss::{accuracy, cross_entropy};

@@ -49,7 +49,7 @@ pub use dino::{dino, dino_update_center};
 pub use info_nce::{info_nce, info_nce_logits};
 pub use moco::{moco, moco_logits};
 pub use negative_cosine::negative_cosine;
-pub use nt_xent::{nt_xent, nt_xent_logits};
+pub use nt_xent::{nt_xent, nt_xent_breakdown, nt_xent_logits, NtXentBreakdown};
 pub use similarity::{cosine_similarity_matrix, l2_normalize};
 pub use vicreg::{vicreg, vicreg_covariance, vicreg_invariance, vicreg_variance};
 

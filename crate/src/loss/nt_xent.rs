@@ -85,6 +85,92 @@ pub fn nt_xent(z1: &Tensor, z2: &Tensor, temperature: f64) -> Result<Tensor> {
     cross_entropy(&logits, &targets)
 }
 
+/// NT-Xent taken apart on a small batch: the similarity matrix, each row's
+/// positive, the probability the softmax gives it and its loss term, for the
+/// step-by-step view of the chapter's notebook. Computed in `f64` straight
+/// from the definition (not through [`nt_xent`], which a test compares it to).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NtXentBreakdown {
+    /// `zᵢ·zₖ` of the `2B` L2-normalised embeddings (view 1 of every image,
+    /// then view 2), `2B` rows of `2B`.
+    pub similarity: Vec<Vec<f64>>,
+    /// The row of each row's positive: the other view of the same image.
+    pub positive: Vec<usize>,
+    /// The probability row `i`'s softmax over its `2B − 1` candidates
+    /// `exp(sᵢₖ/τ)`, `k ≠ i`, gives the positive.
+    pub positive_probability: Vec<f64>,
+    /// `ℓᵢ = −log` of that probability.
+    pub row_loss: Vec<f64>,
+    /// The mean of the `ℓᵢ`: the loss.
+    pub loss: f64,
+    /// The temperature τ.
+    pub temperature: f64,
+}
+
+/// See [`NtXentBreakdown`].
+///
+/// # Shapes
+/// `z1 (B, D)`, `z2 (B, D)`, `B ≥ 2`.
+pub fn nt_xent_breakdown(z1: &Tensor, z2: &Tensor, temperature: f64) -> Result<NtXentBreakdown> {
+    let (b, _) = check_pair("nt_xent_breakdown expects z1 and z2", z1, z2, 2)?;
+    check_temperature("nt_xent_breakdown", "temperature", temperature)?;
+    let z = Tensor::cat(&[l2_normalize(z1)?, l2_normalize(z2)?], 0)?.to_dtype(candle_core::DType::F64)?;
+    let similarity: Vec<Vec<f64>> = z.matmul(&z.t()?)?.to_vec2()?;
+    let n = 2 * b;
+    let positive: Vec<usize> = (0..n).map(|i| (i + b) % n).collect();
+    let mut positive_probability = Vec::with_capacity(n);
+    for (i, row) in similarity.iter().enumerate() {
+        let max = row.iter().enumerate().filter(|&(k, _)| k != i).map(|(_, v)| v / temperature).fold(f64::NEG_INFINITY, f64::max);
+        let denom: f64 = row.iter().enumerate().filter(|&(k, _)| k != i).map(|(_, v)| (v / temperature - max).exp()).sum();
+        positive_probability.push((row[positive[i]] / temperature - max).exp() / denom);
+    }
+    let row_loss: Vec<f64> = positive_probability.iter().map(|p| -p.ln()).collect();
+    let loss = row_loss.iter().sum::<f64>() / n as f64;
+    Ok(NtXentBreakdown { similarity, positive, positive_probability, row_loss, loss, temperature })
+}
+
+impl NtXentBreakdown {
+    /// Names of the `2B` views: `1a, 2a, …` (view 1), then `1b, 2b, …`.
+    pub fn view_names(&self) -> Vec<String> {
+        let b = self.similarity.len() / 2;
+        (0..2 * b).map(|i| format!("{}{}", i % b + 1, if i < b { 'a' } else { 'b' })).collect()
+    }
+
+    /// The similarity matrix with the positive pairs framed (the diagonal,
+    /// each view with itself, is left out of the loss).
+    pub fn heatmap(&self) -> Result<crate::plot::Heatmap> {
+        let names = self.view_names();
+        let rows = self.similarity.iter().map(|r| r.iter().map(|&v| v as f32).collect()).collect();
+        Ok(crate::plot::Heatmap::from_rows(rows)?
+            .title("cosine similarity zᵢ·zₖ (framed: positive pairs)")
+            .labels(&names, &names)
+            .range(-1.0, 1.0)
+            .outline(self.positive.iter().copied().enumerate()))
+    }
+
+    /// One row per view: its positive, `sᵢ,ⱼ₍ᵢ₎`, the softmax probability of
+    /// the positive and `ℓᵢ`; the caption gives the mean (the loss).
+    pub fn table(&self) -> crate::plot::Table {
+        let names = self.view_names();
+        let mut t = crate::plot::Table::new(&["view i", "positive j(i)", "zᵢ·zⱼ₍ᵢ₎", "p(positive)", "ℓᵢ = −log p"]).caption(&format!(
+            "τ = {}; a row's softmax runs over its {} other views; L = mean ℓᵢ = {:.4}",
+            self.temperature,
+            names.len() - 1,
+            self.loss
+        ));
+        for i in 0..names.len() {
+            t.push(&[
+                names[i].clone(),
+                names[self.positive[i]].clone(),
+                format!("{:.3}", self.similarity[i][self.positive[i]]),
+                format!("{:.3}", self.positive_probability[i]),
+                format!("{:.3}", self.row_loss[i]),
+            ]);
+        }
+        t
+    }
+}
+
 #[cfg(test)]
 // golden values are pasted as Python printed them (8–9 significant digits)
 #[allow(clippy::excessive_precision)]
@@ -92,6 +178,27 @@ mod tests {
     use super::super::test_util::{assert_close, assert_grad, scalar, wave, wave_var, zeros};
     use super::*;
     use candle_core::{DType, Device};
+
+    /// The breakdown's mean equals the loss (lightly's value is checked
+    /// below), its probabilities are in (0, 1), each positive is the other
+    /// view, and the table and heatmap carry every view.
+    #[test]
+    fn breakdown_matches_the_loss() {
+        let (z1, z2) = (wave(12, 0.37, 0.1, false, &[3, 4]), wave(12, 0.23, 0.4, true, &[3, 4]));
+        for t in [0.1, 0.5, 2.0] {
+            let parts = nt_xent_breakdown(&z1, &z2, t).unwrap();
+            let want = f64::from(scalar(&nt_xent(&z1, &z2, t).unwrap()));
+            assert!((parts.loss - want).abs() < 1e-5, "τ {t}: {} vs {want}", parts.loss);
+            assert_eq!(parts.positive, vec![3, 4, 5, 0, 1, 2]);
+            assert!(parts.positive_probability.iter().all(|p| *p > 0.0 && *p < 1.0));
+            assert!((parts.similarity[0][0] - 1.0).abs() < 1e-6);
+            assert_eq!(parts.table().to_html().matches("<tr>").count(), 7);
+            let svg = parts.heatmap().unwrap().to_svg().unwrap();
+            assert_eq!(svg.matches("class=\"outline\"").count(), 6);
+            assert!(svg.contains(">2b<"));
+        }
+        assert!(nt_xent_breakdown(&z1, &wave(8, 0.2, 0.1, true, &[2, 4]), 0.5).is_err());
+    }
 
     /// Reference: lightly 1.6.0, torch 2.15 (CPU, f32).
     ///

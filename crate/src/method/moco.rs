@@ -84,7 +84,7 @@ impl Moco {
             raw_keys: Tensor::zeros((capacity, cfg.head_out), DType::F32, dev)?,
             queue,
             pending: None,
-            augment: cfg.augment.pipeline(shape),
+            augment: cfg.augmentation(shape),
             temperature: cfg.temperature,
             momentum: cfg.ema_momentum,
         })

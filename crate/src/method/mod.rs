@@ -172,6 +172,55 @@ pub struct PretrainConfig {
     /// Barlow Twins, VICReg). Absent in old checkpoints: `auto`.
     #[serde(default)]
     pub augment: AugmentPreset,
+    /// Steps left out of the two-view methods' pipeline (an ablation: SimCLR
+    /// without cropping, without colour jitter, …). Absent in old
+    /// checkpoints: none.
+    #[serde(default)]
+    pub augment_without: Vec<AugmentStep>,
+}
+
+/// One step of an augmentation pipeline, for [`PretrainConfig::augment_without`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AugmentStep {
+    /// Random resized crop.
+    Crop,
+    /// Horizontal flip.
+    Flip,
+    /// Colour jitter (brightness, contrast, saturation, hue).
+    Color,
+    /// Random grayscale.
+    Grayscale,
+    /// Gaussian blur.
+    Blur,
+}
+
+impl AugmentStep {
+    /// Every step, in pipeline order.
+    pub const ALL: [AugmentStep; 5] = [Self::Crop, Self::Flip, Self::Color, Self::Grayscale, Self::Blur];
+
+    /// The transform's type name in a [`crate::augment::Compose`].
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Crop => "RandomResizedCrop",
+            Self::Flip => "HorizontalFlip",
+            Self::Color => "ColorJitter",
+            Self::Grayscale => "Grayscale",
+            Self::Blur => "GaussianBlur",
+        }
+    }
+}
+
+impl fmt::Display for AugmentStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Crop => "crop",
+            Self::Flip => "flip",
+            Self::Color => "colour jitter",
+            Self::Grayscale => "grayscale",
+            Self::Blur => "blur",
+        })
+    }
 }
 
 /// The augmentation family of the two-view methods.
@@ -221,6 +270,7 @@ impl PretrainConfig {
             ema_momentum: default_ema_momentum(),
             queue_size: 0,
             augment: AugmentPreset::Auto,
+            augment_without: Vec::new(),
         };
         let adamw2 = OptimizerConfig::adamw(2e-3, 1e-4);
         match method {
@@ -240,6 +290,14 @@ impl PretrainConfig {
             MethodName::Colorization => Self { batch_size: 64, ..base },
             MethodName::Context => Self { batch_size: 128, optimizer: adamw2, ..base },
         }
+    }
+
+    /// The two-view methods' augmentation for images of `shape = (C, H, W)`:
+    /// [`augment`](Self::augment)'s pipeline without the steps in
+    /// [`augment_without`](Self::augment_without).
+    pub fn augmentation(&self, shape: (usize, usize, usize)) -> crate::augment::Compose {
+        let drop: Vec<&str> = self.augment_without.iter().map(AugmentStep::type_name).collect();
+        self.augment.pipeline(shape).without(&drop)
     }
 
     /// Checks the settings, naming the first bad one.
@@ -306,6 +364,12 @@ pub trait Method {
     /// Restores [`Method::state`].
     fn load_state(&mut self, _state: &HashMap<String, Tensor>) -> Result<()> {
         Ok(())
+    }
+
+    /// The embedding the loss compares (SimCLR's projection `z = g(f(x))`),
+    /// in evaluation mode; `None` for methods without one.
+    fn embed(&self, _images: &Tensor) -> Result<Option<Tensor>> {
+        Ok(None)
     }
 
     /// For methods whose pretext output is an image (MAE, colourisation):
@@ -520,6 +584,20 @@ impl Pretrainer {
         crate::eval::map_batches(images, 256, "images", |x| self.method.encode(&x.to_device(&self.device)?, false))
     }
 
+    /// The embeddings the method's loss compares (SimCLR's projections
+    /// `z = g(f(x))`), in evaluation mode, in batches; an error naming the
+    /// method when it has none.
+    ///
+    /// # Shapes
+    /// `images (B, C, H, W)` → `(B, head_out)`.
+    pub fn embeddings(&self, images: &Tensor) -> Result<Tensor> {
+        let name = self.config.method;
+        crate::eval::map_batches(images, 256, "images", |x| match self.method.embed(&x.to_device(&self.device)?)? {
+            Some(z) => Ok(z),
+            None => candle_core::bail!("{name} has no embedding of its own to compare (use `features` for the encoder's output)"),
+        })
+    }
+
     /// Saves the run (parameters, optimiser state, method state, config,
     /// progress and history) into the directory `dir`, atomically.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
@@ -608,6 +686,22 @@ mod tests {
         let mut run = Pretrainer::new(cfg, (1, 28, 28), &Device::Cpu).unwrap();
         run.train_for(steps, &data).unwrap();
         run
+    }
+
+    /// SimCLR's embeddings are its projections `head_out` wide, the same in
+    /// any batching; a method without a projection says so.
+    #[test]
+    fn embeddings_are_projections_or_a_named_error() {
+        let run = train_tiny(MethodName::SimClr, 2, |_| {});
+        let x = crate::data::shapes(300, 1).unwrap().images;
+        let z = run.embeddings(&x).unwrap();
+        assert_eq!(z.dims(), &[300, 8]);
+        let z_part = run.embeddings(&x.narrow(0, 260, 40).unwrap()).unwrap();
+        let d: f32 = (z.narrow(0, 260, 40).unwrap() - z_part).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        assert!(d < 1e-5, "{d}");
+        let rot = train_tiny(MethodName::Rotation, 2, |_| {});
+        let err = rot.embeddings(&x).unwrap_err().to_string();
+        assert!(err.contains("rotation has no embedding"), "{err}");
     }
 
     /// Mean of the first and of the last `k` losses (after checking all are finite).

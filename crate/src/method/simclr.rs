@@ -34,7 +34,7 @@ impl SimClr {
     pub fn new(cfg: &PretrainConfig, shape: (usize, usize, usize), vb: VarBuilder) -> Result<Self> {
         let encoder = EncoderConfig::with_in_channels(&cfg.encoder, shape.0).init(vb.pp("enc"))?;
         let head = simclr_projection_head(encoder.feature_dim(), cfg.head_hidden, cfg.head_out, vb.pp("proj"))?;
-        Ok(Self { encoder, head, augment: cfg.augment.pipeline(shape), temperature: cfg.temperature })
+        Ok(Self { encoder, head, augment: cfg.augmentation(shape), temperature: cfg.temperature })
     }
 }
 
@@ -54,5 +54,9 @@ impl Method for SimClr {
 
     fn encoder(&self) -> &Encoder {
         &self.encoder
+    }
+
+    fn embed(&self, images: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(self.head.forward_t(&self.encoder.forward_t(images, false)?, false)?))
     }
 }

@@ -38,7 +38,7 @@ impl SimSiam {
         let encoder = EncoderConfig::with_in_channels(&cfg.encoder, shape.0).init(vb.pp("enc"))?;
         let projector = simsiam_projection_head(encoder.feature_dim(), cfg.head_hidden, cfg.head_out, vb.pp("proj"))?;
         let predictor = simsiam_prediction_head(cfg.head_out, (cfg.head_out / 2).max(4), cfg.head_out, vb.pp("pred"))?;
-        Ok(Self { encoder, projector, predictor, augment: cfg.augment.pipeline(shape) })
+        Ok(Self { encoder, projector, predictor, augment: cfg.augmentation(shape) })
     }
 }
 

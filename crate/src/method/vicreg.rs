@@ -38,7 +38,7 @@ impl VicReg {
     pub fn new(cfg: &PretrainConfig, shape: (usize, usize, usize), vb: VarBuilder) -> Result<Self> {
         let encoder = EncoderConfig::with_in_channels(&cfg.encoder, shape.0).init(vb.pp("enc"))?;
         let projector = vicreg_projection_head(encoder.feature_dim(), cfg.head_hidden, cfg.head_out, vb.pp("proj"))?;
-        Ok(Self { encoder, projector, augment: cfg.augment.pipeline(shape) })
+        Ok(Self { encoder, projector, augment: cfg.augmentation(shape) })
     }
 }
 

@@ -121,6 +121,7 @@ pub struct Heatmap {
     range: Option<(f64, f64)>,
     annotate: Option<bool>,
     cell: Option<u32>,
+    outlined: Vec<(usize, usize)>,
 }
 
 impl Heatmap {
@@ -144,6 +145,7 @@ impl Heatmap {
             range: None,
             annotate: None,
             cell: None,
+            outlined: Vec::new(),
         })
     }
 
@@ -235,6 +237,14 @@ impl Heatmap {
     /// finite `lo < hi`.
     pub fn range(mut self, lo: f64, hi: f64) -> Self {
         self.range = Some((lo, hi));
+        self
+    }
+
+    /// Draws a black frame around each `(row, column)` cell, e.g. the
+    /// positive pairs of a similarity matrix (cells outside the matrix are
+    /// ignored).
+    pub fn outline(mut self, cells: impl IntoIterator<Item = (usize, usize)>) -> Self {
+        self.outlined = cells.into_iter().filter(|&(r, c)| r < self.rows && c < self.cols).collect();
         self
     }
 
@@ -376,6 +386,16 @@ impl Heatmap {
                     ));
                 }
             }
+        }
+        for &(r, c) in &self.outlined {
+            let _ = writeln!(
+                o,
+                "<rect class=\"outline\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#000000\" stroke-width=\"2.5\"/>",
+                left + c * s + 1,
+                top + r * s + 1,
+                s.saturating_sub(2),
+                s.saturating_sub(2)
+            );
         }
         if show_labels {
             for (r, l) in self.row_labels.iter().enumerate().take(self.rows) {
