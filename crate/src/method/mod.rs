@@ -276,7 +276,16 @@ impl PretrainConfig {
         match method {
             MethodName::Rotation => Self { batch_size: 64, optimizer: adamw2, ..base },
             MethodName::SimClr => Self { steps: 450, batch_size: 256, temperature: 0.2, optimizer: adamw2, ..base },
-            MethodName::Moco => Self { temperature: 0.2, queue_size: 4096, optimizer: adamw2, ..base },
+            // batch norm in the encoder: without it every random-init key points the same way
+            // (cosine ≈ 0.99) and a key encoder that only moves by EMA never spreads them
+            // in a CPU-sized run (see the `moco` module docs)
+            MethodName::Moco => Self {
+                temperature: 0.2,
+                queue_size: 4096,
+                optimizer: adamw2,
+                encoder: EncoderConfig::Cnn(crate::nn::CnnConfig { batch_norm: true, ..Default::default() }),
+                ..base
+            },
             MethodName::Byol | MethodName::SimSiam => Self { optimizer: adamw2, ..base },
             MethodName::Barlow | MethodName::VicReg => Self { head_hidden: 256, head_out: 128, optimizer: adamw2, ..base },
             MethodName::Dino => Self { batch_size: 64, optimizer: adamw2, ..base },

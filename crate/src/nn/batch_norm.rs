@@ -22,8 +22,9 @@
 //! [`count_params`](super::count_params) and
 //! [`Params::trainable_vars`](super::Params::trainable_vars) leave them out.
 
-use candle_core::{ModuleT, Result, Tensor, Var};
+use candle_core::{CpuStorage, DType, Layout, ModuleT, Result, Shape, Tensor, Var};
 use candle_nn::{Init, VarBuilder};
+use rayon::prelude::*;
 
 /// Batch-norm momentum (PyTorch's default): weight of the new batch statistic.
 pub const BN_MOMENTUM: f64 = 0.1;
@@ -119,10 +120,18 @@ impl ModuleT for BatchNorm {
             if n < 2 {
                 candle_core::bail!("BatchNorm in train mode needs more than 1 value per channel, got shape {dims:?}");
             }
-            let red: Vec<usize> = std::iter::once(0).chain(2..dims.len()).collect();
-            let mean = x.mean_keepdim(red.clone())?;
-            let xc = x.broadcast_sub(&mean)?;
-            let var = xc.sqr()?.mean_keepdim(red)?;
+            let fused = x.device().is_cpu() && x.dtype() == DType::F32;
+            let (mean, var) = if fused {
+                // per-channel mean and biased variance in one parallel pass (no gradient needed:
+                // the fused op below differentiates through the batch statistics itself)
+                let stats = x.contiguous()?.apply_op1_no_bwd(&ChannelStats)?;
+                (stats.get(0)?, stats.get(1)?)
+            } else {
+                let red: Vec<usize> = std::iter::once(0).chain(2..dims.len()).collect();
+                let mean = x.mean_keepdim(red.clone())?;
+                let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(red)?;
+                (mean, var)
+            };
             if let Stat::Tracked(rm) = &self.running_mean {
                 let m = mean.detach().flatten_all()?;
                 rm.set(&((rm.as_detached_tensor() * (1.0 - BN_MOMENTUM))? + (m * BN_MOMENTUM)?)?)?;
@@ -131,6 +140,14 @@ impl ModuleT for BatchNorm {
                 let v = (var.detach().flatten_all()? * (n as f64 / (n as f64 - 1.0)))?;
                 rv.set(&((rv.as_detached_tensor() * (1.0 - BN_MOMENTUM))? + (v * BN_MOMENTUM)?)?)?;
             }
+            if fused {
+                let (w, b) = match &self.affine {
+                    Some((w, b)) => (w.clone(), b.clone()),
+                    None => (Tensor::ones(c, DType::F32, x.device())?, Tensor::zeros(c, DType::F32, x.device())?),
+                };
+                return x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, FusedBatchNorm);
+            }
+            let xc = x.broadcast_sub(&mean)?;
             xc.broadcast_div(&(var + BN_EPS)?.sqrt()?)?
         } else {
             let mean = self.running_mean.tensor().reshape(bshape.as_slice())?;
@@ -143,6 +160,155 @@ impl ModuleT for BatchNorm {
                 .broadcast_add(&b.reshape(bshape.as_slice())?),
             None => Ok(y),
         }
+    }
+}
+
+/// Per-channel `[mean; biased variance]`, `(2, C)`, of a contiguous
+/// `(B, C, …)` tensor (no backward).
+struct ChannelStats;
+/// Train-mode batch norm `γ ⊙ (x − μ_B)/sqrt(σ²_B + ε) + β` on the CPU in
+/// one pass, with a two-pass backward ([`FusedBatchNormBackward`]) that
+/// differentiates through the batch statistics:
+///
+/// ```text
+/// x̂ = (x − μ)·r, r = 1/sqrt(σ² + ε), N values per channel, g = ∂L/∂y
+/// ∂L/∂β = Σ g     ∂L/∂γ = Σ g·x̂     ∂L/∂x = γ·r/N · (N·g − ∂L/∂β − x̂·∂L/∂γ)
+/// ```
+///
+/// The composed form reduces over the batch and spatial axes with Candle's
+/// strided reductions, several times in the forward and backward passes: it
+/// made a MoCo step with a batch-normed CNN about 7× slower than without.
+struct FusedBatchNorm;
+/// `(x, γ, g)` ↦ `[∂L/∂x (flattened); ∂L/∂γ; ∂L/∂β]`.
+struct FusedBatchNormBackward;
+
+fn bn_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => candle_core::bail!("{what}: needs a contiguous f32 tensor"),
+    }
+}
+
+/// `(B, C, S)` of a `(B, C, …)` layout.
+fn bcs(l: &Layout) -> Result<(usize, usize, usize)> {
+    let d = l.shape().dims();
+    if d.len() < 2 || d[1] == 0 {
+        candle_core::bail!("batch norm expects (B, C, …), got {:?}", l.shape());
+    }
+    Ok((d[0], d[1], d[2..].iter().product()))
+}
+
+/// Per-channel mean and biased variance (two passes over each channel).
+fn channel_stats(x: &[f32], b: usize, c: usize, s: usize) -> Vec<(f32, f32)> {
+    let n = (b * s).max(1) as f64;
+    (0..c)
+        .into_par_iter()
+        .map(|ci| {
+            let planes = (0..b).map(|bi| &x[(bi * c + ci) * s..(bi * c + ci + 1) * s]);
+            let mean = planes.clone().map(|p| p.iter().map(|&v| f64::from(v)).sum::<f64>()).sum::<f64>() / n;
+            let var = planes.map(|p| p.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>()).sum::<f64>() / n;
+            (mean as f32, var as f32)
+        })
+        .collect()
+}
+
+impl candle_core::CustomOp1 for ChannelStats {
+    fn name(&self) -> &'static str {
+        "sslab-channel-stats"
+    }
+
+    fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = bn_f32(st, l, "batch norm")?;
+        let (b, c, s) = bcs(l)?;
+        let stats = channel_stats(x, b, c, s);
+        let out: Vec<f32> = stats.iter().map(|p| p.0).chain(stats.iter().map(|p| p.1)).collect();
+        Ok((CpuStorage::F32(out), Shape::from((2, c))))
+    }
+}
+
+impl candle_core::CustomOp3 for FusedBatchNorm {
+    fn name(&self) -> &'static str {
+        "sslab-batch-norm"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, w, bias) = (bn_f32(s1, l1, "batch norm")?, bn_f32(s2, l2, "batch norm weight")?, bn_f32(s3, l3, "batch norm bias")?);
+        let (b, c, s) = bcs(l1)?;
+        if w.len() != c || bias.len() != c {
+            candle_core::bail!("batch norm: weight {:?} or bias {:?} does not match {:?}", l2.shape(), l3.shape(), l1.shape());
+        }
+        let stats = channel_stats(x, b, c, s);
+        let mut y = vec![0f32; x.len()];
+        y.par_chunks_mut(s.max(1)).zip(x.par_chunks(s.max(1))).enumerate().for_each(|(i, (yp, xp))| {
+            let ci = i % c;
+            let (mean, var) = stats[ci];
+            let scale = w[ci] / (var + BN_EPS as f32).sqrt();
+            let shift = bias[ci] - mean * scale;
+            for (o, &v) in yp.iter_mut().zip(xp) {
+                *o = v * scale + shift;
+            }
+        });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let c = w.elem_count();
+        let n = x.elem_count();
+        let packed = x.apply_op3_no_bwd(w, &grad.contiguous()?, &FusedBatchNormBackward)?;
+        let gx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
+        let gw = packed.narrow(0, n, c)?;
+        let gb = packed.narrow(0, n + c, c)?;
+        Ok((Some(gx), Some(gw), Some(gb)))
+    }
+}
+
+impl candle_core::CustomOp3 for FusedBatchNormBackward {
+    fn name(&self) -> &'static str {
+        "sslab-batch-norm-backward"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, w, g) = (bn_f32(s1, l1, "batch norm backward")?, bn_f32(s2, l2, "batch norm backward")?, bn_f32(s3, l3, "batch norm backward")?);
+        let (b, c, s) = bcs(l1)?;
+        if g.len() != x.len() || w.len() != c {
+            candle_core::bail!("batch norm backward: gradient {:?} for x {:?}", l3.shape(), l1.shape());
+        }
+        let stats = channel_stats(x, b, c, s);
+        // per channel: (Σ g, Σ g·x̂)
+        let sums: Vec<(f32, f32)> = (0..c)
+            .into_par_iter()
+            .map(|ci| {
+                let (mean, var) = stats[ci];
+                let r = 1.0 / (var + BN_EPS as f32).sqrt();
+                let (mut sg, mut sgx) = (0f64, 0f64);
+                for bi in 0..b {
+                    let o = (bi * c + ci) * s;
+                    for (&gv, &xv) in g[o..o + s].iter().zip(&x[o..o + s]) {
+                        sg += f64::from(gv);
+                        sgx += f64::from(gv * (xv - mean) * r);
+                    }
+                }
+                (sg as f32, sgx as f32)
+            })
+            .collect();
+        let nn = (b * s) as f32;
+        let mut out = vec![0f32; x.len() + 2 * c];
+        let (gx, params) = out.split_at_mut(x.len());
+        gx.par_chunks_mut(s.max(1)).zip(x.par_chunks(s.max(1))).zip(g.par_chunks(s.max(1))).enumerate().for_each(|(i, ((gxp, xp), gp))| {
+            let ci = i % c;
+            let (mean, var) = stats[ci];
+            let r = 1.0 / (var + BN_EPS as f32).sqrt();
+            let (sg, sgx) = sums[ci];
+            let k = w[ci] * r / nn;
+            for ((o, &xv), &gv) in gxp.iter_mut().zip(xp).zip(gp) {
+                *o = k * (nn * gv - sg - (xv - mean) * r * sgx);
+            }
+        });
+        for (ci, &(sg, sgx)) in sums.iter().enumerate() {
+            params[ci] = sgx;
+            params[c + ci] = sg;
+        }
+        Ok((CpuStorage::F32(out), Shape::from(x.len() + 2 * c)))
     }
 }
 
@@ -214,4 +380,44 @@ mod tests {
     const WANT_RM: [f32; 2] = [0.037788, -0.019522];
     const WANT_RV: [f32; 2] = [0.938187, 0.947743];
     const WANT_EVAL: [f32; 4] = [0.499129, 1.344598, 1.577191, 1.087515];
+
+    /// The fused CPU op equals the composed form (Candle ops, as on other
+    /// devices) in value and in all three gradients, for 2-D, 3-D and 4-D
+    /// inputs; `ChannelStats` gives the batch mean and biased variance.
+    #[test]
+    fn fused_batch_norm_matches_the_composed_form() {
+        let dev = Device::Cpu;
+        let mut rng = crate::rng::SeededRng::new(5);
+        for shape in [vec![3usize, 5, 4, 6], vec![7, 5], vec![2, 5, 9]] {
+            let x = Var::from_tensor(&(rng.randn(shape.as_slice(), 2.0, &dev).unwrap() + 0.7).unwrap()).unwrap();
+            let w = Var::from_tensor(&rng.randn(5, 1.0, &dev).unwrap()).unwrap();
+            let b = Var::from_tensor(&rng.randn(5, 1.0, &dev).unwrap()).unwrap();
+            let r = rng.randn(shape.as_slice(), 1.0, &dev).unwrap();
+            let mut bshape = vec![1usize; shape.len()];
+            bshape[1] = 5;
+            let red: Vec<usize> = std::iter::once(0).chain(2..shape.len()).collect();
+            let mean = x.as_tensor().mean_keepdim(red.clone()).unwrap();
+            let xc = x.as_tensor().broadcast_sub(&mean).unwrap();
+            let var = xc.sqr().unwrap().mean_keepdim(red).unwrap();
+            let composed = xc
+                .broadcast_div(&(&var + BN_EPS).unwrap().sqrt().unwrap())
+                .unwrap()
+                .broadcast_mul(&w.as_tensor().reshape(bshape.as_slice()).unwrap())
+                .unwrap()
+                .broadcast_add(&b.as_tensor().reshape(bshape.as_slice()).unwrap())
+                .unwrap();
+            let fused = x.as_tensor().apply_op3(w.as_tensor(), b.as_tensor(), FusedBatchNorm).unwrap();
+            let stats = x.as_tensor().apply_op1_no_bwd(&ChannelStats).unwrap();
+            assert_close(&flat(&stats.get(0).unwrap()), &flat(&mean), 1e-5);
+            assert_close(&flat(&stats.get(1).unwrap()), &flat(&var), 1e-4);
+            assert_close(&flat(&fused), &flat(&composed), 1e-4);
+            let g1 = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (composed * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            for (what, v) in [("x", &x), ("weight", &w), ("bias", &b)] {
+                let (a, e) = (flat(g1.get(v.as_tensor()).unwrap()), flat(g2.get(v.as_tensor()).unwrap()));
+                assert_eq!(a.len(), e.len(), "{what}");
+                assert_close(&a, &e, 1e-3);
+            }
+        }
+    }
 }

@@ -73,16 +73,29 @@ impl History {
         format!("{} steps, {} {:.3}", self.len(), self.metric_name, Self::tail_mean(&self.metric, 10))
     }
 
+    /// `(step, mean of the last `window` values up to that step)` for `xs`.
+    fn smooth(&self, xs: &[f64], window: usize) -> Vec<(f64, f64)> {
+        (0..xs.len().min(self.steps.len())).map(|i| (self.steps[i] as f64, Self::tail_mean(&xs[..=i], window))).collect()
+    }
+
+    /// The loss curve smoothed over `window` steps, as `(step, loss)` points
+    /// (for overlaying several runs in one [`LinePlot`]).
+    pub fn smoothed_loss(&self, window: usize) -> Vec<(f64, f64)> {
+        self.smooth(&self.loss, window)
+    }
+
+    /// The metric curve smoothed over `window` steps, as `(step, metric)` points.
+    pub fn smoothed_metric(&self, window: usize) -> Vec<(f64, f64)> {
+        self.smooth(&self.metric, window)
+    }
+
     /// The loss and metric curves, smoothed over `window` steps.
     pub fn plot(&self, window: usize) -> LinePlot {
-        let smooth = |xs: &[f64]| -> Vec<(f64, f64)> {
-            (0..xs.len()).map(|i| (self.steps[i] as f64, Self::tail_mean(&xs[..=i], window))).collect()
-        };
         LinePlot::new(&self.name)
             .x_label("step")
             .y_label("value")
-            .series("loss", smooth(&self.loss))
-            .series(&self.metric_name, smooth(&self.metric))
+            .series("loss", self.smoothed_loss(window))
+            .series(&self.metric_name, self.smoothed_metric(window))
     }
 }
 
@@ -96,6 +109,11 @@ mod tests {
         for s in 1..=40 {
             h.push(s, if s > 20 { 1.0 } else { 3.0 }, 0.5);
         }
+        let curve = h.smoothed_loss(10);
+        assert_eq!(curve.len(), 40);
+        assert_eq!(curve[0], (1.0, 3.0));
+        assert_eq!(curve[24], (25.0, 2.0)); // steps 16–25: five 3s and five 1s
+        assert_eq!(h.smoothed_metric(5)[39], (40.0, 0.5));
         let s = h.summary();
         assert!(s.contains("40 steps") && s.contains("3.000 → 1.000") && s.contains("acc 0.500"), "{s}");
         assert_eq!(h.plot(5).series_len(), 2);
