@@ -61,4 +61,5 @@ doc:
 
 clean:
 	cargo clean
+	rm -rf /tmp/sslab-kernels-$$(id -u)
 	rm -rf $(VENV)

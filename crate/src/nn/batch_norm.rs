@@ -24,6 +24,7 @@
 
 use candle_core::{CpuStorage, DType, Layout, ModuleT, Result, Shape, Tensor, Var};
 use candle_nn::{Init, VarBuilder};
+use super::im2col::f32_slice;
 use rayon::prelude::*;
 
 /// Batch-norm momentum (PyTorch's default): weight of the new batch statistic.
@@ -182,12 +183,6 @@ struct FusedBatchNorm;
 /// `(x, γ, g)` ↦ `[∂L/∂x (flattened); ∂L/∂γ; ∂L/∂β]`.
 struct FusedBatchNormBackward;
 
-fn bn_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("{what}: needs a contiguous f32 tensor"),
-    }
-}
 
 /// `(B, C, S)` of a `(B, C, …)` layout.
 fn bcs(l: &Layout) -> Result<(usize, usize, usize)> {
@@ -218,7 +213,7 @@ impl candle_core::CustomOp1 for ChannelStats {
     }
 
     fn cpu_fwd(&self, st: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = bn_f32(st, l, "batch norm")?;
+        let x = f32_slice(st, l, "batch norm")?;
         let (b, c, s) = bcs(l)?;
         let stats = channel_stats(x, b, c, s);
         let out: Vec<f32> = stats.iter().map(|p| p.0).chain(stats.iter().map(|p| p.1)).collect();
@@ -232,7 +227,7 @@ impl candle_core::CustomOp3 for FusedBatchNorm {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, w, bias) = (bn_f32(s1, l1, "batch norm")?, bn_f32(s2, l2, "batch norm weight")?, bn_f32(s3, l3, "batch norm bias")?);
+        let (x, w, bias) = (f32_slice(s1, l1, "batch norm")?, f32_slice(s2, l2, "batch norm weight")?, f32_slice(s3, l3, "batch norm bias")?);
         let (b, c, s) = bcs(l1)?;
         if w.len() != c || bias.len() != c {
             candle_core::bail!("batch norm: weight {:?} or bias {:?} does not match {:?}", l2.shape(), l3.shape(), l1.shape());
@@ -268,7 +263,7 @@ impl candle_core::CustomOp3 for FusedBatchNormBackward {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, w, g) = (bn_f32(s1, l1, "batch norm backward")?, bn_f32(s2, l2, "batch norm backward")?, bn_f32(s3, l3, "batch norm backward")?);
+        let (x, w, g) = (f32_slice(s1, l1, "batch norm backward")?, f32_slice(s2, l2, "batch norm backward")?, f32_slice(s3, l3, "batch norm backward")?);
         let (b, c, s) = bcs(l1)?;
         if g.len() != x.len() || w.len() != c {
             candle_core::bail!("batch norm backward: gradient {:?} for x {:?}", l3.shape(), l1.shape());

@@ -139,7 +139,9 @@ fn col2im_image(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
     });
 }
 
-fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+/// The contiguous f32 values behind a CPU tensor, or an error naming `what`
+/// (shared by the crate's custom CPU ops).
+pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(v) = s else { candle_core::bail!("{what}: only f32 is supported") };
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&v[a..b]),

@@ -24,6 +24,7 @@
 
 use candle_core::{CpuStorage, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::VarBuilder;
+use super::im2col::f32_slice;
 use rayon::prelude::*;
 
 /// Rows per parallel task in the fused row-wise ops.
@@ -53,12 +54,6 @@ struct FusedSoftmax;
 /// The backward of [`FusedSoftmax`]: `(y, g) ↦ y ⊙ (g − ⟨g, y⟩)` row by row.
 struct FusedSoftmaxBackward;
 
-fn cpu_f32<'a>(s: &'a candle_core::CpuStorage, l: &candle_core::Layout) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (candle_core::CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("fused softmax: needs a contiguous f32 tensor"),
-    }
-}
 
 impl candle_core::CustomOp1 for FusedSoftmax {
     fn name(&self) -> &'static str {
@@ -66,7 +61,7 @@ impl candle_core::CustomOp1 for FusedSoftmax {
     }
 
     fn cpu_fwd(&self, s: &candle_core::CpuStorage, l: &candle_core::Layout) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let x = cpu_f32(s, l)?;
+        let x = f32_slice(s, l, "softmax")?;
         let n = l.shape().dims().last().copied().unwrap_or(1).max(1);
         let mut out = vec![0f32; x.len()];
         x.par_chunks(n).zip(out.par_chunks_mut(n)).with_min_len(ROWS_PER_TASK).for_each(|(row, dst)| {
@@ -99,7 +94,7 @@ impl candle_core::CustomOp2 for FusedSoftmaxBackward {
         s2: &candle_core::CpuStorage,
         l2: &candle_core::Layout,
     ) -> Result<(candle_core::CpuStorage, candle_core::Shape)> {
-        let (y, g) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
+        let (y, g) = (f32_slice(s1, l1, "softmax backward")?, f32_slice(s2, l2, "softmax backward")?);
         if y.len() != g.len() {
             candle_core::bail!("fused softmax backward: gradient {:?} for output {:?}", l2.shape(), l1.shape());
         }
@@ -196,7 +191,7 @@ impl candle_core::CustomOp3 for FusedLayerNorm {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, gamma, beta) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?, cpu_f32(s3, l3)?);
+        let (x, gamma, beta) = (f32_slice(s1, l1, "layer_norm")?, f32_slice(s2, l2, "layer_norm")?, f32_slice(s3, l3, "layer_norm")?);
         let d = gamma.len();
         if d == 0 || beta.len() != d || x.len() % d != 0 {
             candle_core::bail!("layer_norm: x {:?}, gamma {:?}, beta {:?} do not match", l1.shape(), l2.shape(), l3.shape());
@@ -228,7 +223,7 @@ impl candle_core::CustomOp3 for FusedLayerNormBackward {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (x, gamma, g) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?, cpu_f32(s3, l3)?);
+        let (x, gamma, g) = (f32_slice(s1, l1, "layer_norm backward")?, f32_slice(s2, l2, "layer_norm backward")?, f32_slice(s3, l3, "layer_norm backward")?);
         let d = gamma.len();
         if d == 0 || g.len() != x.len() || x.len() % d != 0 {
             candle_core::bail!("layer_norm backward: gradient {:?} for x {:?}", l3.shape(), l1.shape());
@@ -319,7 +314,7 @@ impl candle_core::CustomOp2 for BatchMatmul {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         use super::im2col::{inner_parallelism, matmul, Mat};
-        let (a, b) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
+        let (a, b) = (f32_slice(s1, l1, "batched_matmul")?, f32_slice(s2, l2, "batched_matmul")?);
         let (Ok((batch, ra, ca)), Ok((bb, rb, cb))) = (l1.shape().dims3(), l2.shape().dims3()) else {
             candle_core::bail!("batched_matmul: expects (batch, rows, cols) tensors, got {:?} and {:?}", l1.shape(), l2.shape());
         };
@@ -382,7 +377,7 @@ impl candle_core::CustomOp2 for BiasAdd {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (y, b) = (cpu_f32(s1, l1)?, cpu_f32(s2, l2)?);
+        let (y, b) = (f32_slice(s1, l1, "add_bias")?, f32_slice(s2, l2, "add_bias")?);
         let d = b.len();
         let mut out = y.to_vec();
         out.par_chunks_mut(d).with_min_len(ROWS_PER_TASK).for_each(|row| row.iter_mut().zip(b).for_each(|(o, b)| *o += b));
@@ -401,7 +396,7 @@ impl candle_core::CustomOp1 for ColumnSum {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = cpu_f32(s, l)?;
+        let g = f32_slice(s, l, "add_bias backward")?;
         let d = l.shape().dims().last().copied().unwrap_or(1).max(1);
         let per = (g.len() / d).div_ceil(rayon::current_num_threads()).max(1) * d;
         let sum = g
