@@ -100,6 +100,26 @@ impl BatchNorm {
     pub fn running_var(&self) -> Tensor {
         self.running_var.tensor()
     }
+
+    /// Whether train mode updates running statistics (a trainable store).
+    fn tracks_running_stats(&self) -> bool {
+        matches!(self.running_mean, Stat::Tracked(_)) || matches!(self.running_var, Stat::Tracked(_))
+    }
+
+    /// Moves the tracked running statistics towards the batch `mean` and
+    /// biased `var` (any shape with `C` values), the variance unbiased over
+    /// the `n` values per channel.
+    fn update_running_stats(&self, mean: &Tensor, var: &Tensor, n: usize) -> Result<()> {
+        if let Stat::Tracked(rm) = &self.running_mean {
+            let m = mean.detach().flatten_all()?;
+            rm.set(&((rm.as_detached_tensor() * (1.0 - BN_MOMENTUM))? + (m * BN_MOMENTUM)?)?)?;
+        }
+        if let Stat::Tracked(rv) = &self.running_var {
+            let v = (var.detach().flatten_all()? * (n as f64 / (n as f64 - 1.0)))?;
+            rv.set(&((rv.as_detached_tensor() * (1.0 - BN_MOMENTUM))? + (v * BN_MOMENTUM)?)?)?;
+        }
+        Ok(())
+    }
 }
 
 impl ModuleT for BatchNorm {
@@ -121,34 +141,24 @@ impl ModuleT for BatchNorm {
             if n < 2 {
                 candle_core::bail!("BatchNorm in train mode needs more than 1 value per channel, got shape {dims:?}");
             }
-            let fused = x.device().is_cpu() && x.dtype() == DType::F32;
-            let (mean, var) = if fused {
-                // per-channel mean and biased variance in one parallel pass (no gradient needed:
-                // the fused op below differentiates through the batch statistics itself)
-                let stats = x.contiguous()?.apply_op1_no_bwd(&ChannelStats)?;
-                (stats.get(0)?, stats.get(1)?)
-            } else {
-                let red: Vec<usize> = std::iter::once(0).chain(2..dims.len()).collect();
-                let mean = x.mean_keepdim(red.clone())?;
-                let var = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(red)?;
-                (mean, var)
-            };
-            if let Stat::Tracked(rm) = &self.running_mean {
-                let m = mean.detach().flatten_all()?;
-                rm.set(&((rm.as_detached_tensor() * (1.0 - BN_MOMENTUM))? + (m * BN_MOMENTUM)?)?)?;
-            }
-            if let Stat::Tracked(rv) = &self.running_var {
-                let v = (var.detach().flatten_all()? * (n as f64 / (n as f64 - 1.0)))?;
-                rv.set(&((rv.as_detached_tensor() * (1.0 - BN_MOMENTUM))? + (v * BN_MOMENTUM)?)?)?;
-            }
-            if fused {
+            if x.device().is_cpu() && x.dtype() == DType::F32 {
+                // the fused op differentiates through the batch statistics itself; the
+                // statistics are computed here only when there are running ones to update
+                if self.tracks_running_stats() {
+                    let stats = x.contiguous()?.apply_op1_no_bwd(&ChannelStats)?;
+                    self.update_running_stats(&stats.get(0)?, &stats.get(1)?, n)?;
+                }
                 let (w, b) = match &self.affine {
                     Some((w, b)) => (w.clone(), b.clone()),
                     None => (Tensor::ones(c, DType::F32, x.device())?, Tensor::zeros(c, DType::F32, x.device())?),
                 };
                 return x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, FusedBatchNorm);
             }
+            let red: Vec<usize> = std::iter::once(0).chain(2..dims.len()).collect();
+            let mean = x.mean_keepdim(red.clone())?;
             let xc = x.broadcast_sub(&mean)?;
+            let var = xc.sqr()?.mean_keepdim(red)?;
+            self.update_running_stats(&mean, &var, n)?;
             xc.broadcast_div(&(var + BN_EPS)?.sqrt()?)?
         } else {
             let mean = self.running_mean.tensor().reshape(bshape.as_slice())?;
