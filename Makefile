@@ -6,25 +6,31 @@ PY     := $(VENV)/bin/python
 # else the course's shared data folder beside the checkout.
 SSLAB_DATA_DIR ?= $(firstword $(wildcard $(CURDIR)/data/mnist) $(wildcard $(CURDIR)/../shared/data/mnist))
 export SSLAB_DATA_DIR := $(patsubst %/mnist,%,$(SSLAB_DATA_DIR))
-# Options: make lab NO_BROWSER=1 PORT=8888
+# Options: make lab NO_BROWSER=1 PORT=8888 CUDA=1
 NO_BROWSER ?=
 PORT       ?= 8888
+# CUDA=1: also the "Rust (sslab, CUDA)" kernel (see docs/cuda.md)
+CUDA       ?=
 NOTEBOOK_PROFILE ?= smoke
 
-.PHONY: lab setup prewarm test test-crate test-runner test-notebooks notebooks data doc bench clean
+.PHONY: lab setup prewarm test test-crate test-runner test-notebooks notebooks data doc bench clean check-cuda cuda-bundle gpu-check
 
 ## lab: install what is missing, pre-warm the kernel, start JupyterLab on notebooks/
 lab: setup prewarm
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(NO_BROWSER),--no-browser,)
 
-## setup: rust-src, mold, evcxr_jupyter 0.22.0, .venv and the "Rust (sslab)" kernel
+## setup: rust-src, mold, evcxr_jupyter 0.22.0, .venv and the "Rust (sslab)" kernel (CUDA=1: and the CUDA one)
 setup:
-	@kernel/setup
+	@kernel/setup $(if $(CUDA),--cuda,)
 
 ## prewarm: compile the notebooks' dependencies once into evcxr's cache
 prewarm: setup
 	@echo "[prewarm] compiling sslab and Candle in the Rust (sslab) kernel (first time: several minutes)"
 	@$(PY) kernel/run-notebooks kernel/prewarm.ipynb
+ifneq ($(CUDA),)
+	@echo "[prewarm] compiling sslab with CUDA in the Rust (sslab, CUDA) kernel (first time: about 20 minutes on 2 cores)"
+	@$(PY) kernel/run-notebooks --kernel rust-sslab-cuda --startup-timeout 7200 kernel/prewarm.ipynb
+endif
 
 ## test: crate tests, the runner's own tests, then every notebook through the real kernel (smoke profile)
 test: setup test-crate test-runner test-notebooks
@@ -59,7 +65,21 @@ bench:
 doc:
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
+## check-cuda: build the cuda flavour (tests and command line) without a GPU; nvcc from PyPI via kernel/setup-cuda
+check-cuda:
+	eval "$$(kernel/setup-cuda --env)" && CARGO_TARGET_DIR=target/cuda cargo test --release -p sslab --features cuda --no-run
+	eval "$$(kernel/setup-cuda --env)" && CARGO_TARGET_DIR=target/cuda cargo build --release -p sslab --features cuda --bin sslab
+
+## cuda-bundle: the binaries a GPU machine needs for gpu-check, in target/cuda-bundle
+cuda-bundle:
+	kernel/cuda-bundle
+
+## gpu-check: on a GPU machine, check the cuda build against the CPU and time it against PyTorch (< 5 min)
+gpu-check:
+	@test -x target/cuda-bundle/sslab || kernel/cuda-bundle
+	kernel/gpu-check --reference $(TORCH_REFERENCE) --markdown target/gpu-check.md
+
 clean:
 	cargo clean
-	rm -rf /tmp/sslab-kernels-$$(id -u)
+	rm -rf /tmp/sslab-kernels-$$(id -u) /tmp/sslab-kernels-$$(id -u)-cuda
 	rm -rf $(VENV)

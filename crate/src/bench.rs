@@ -61,6 +61,8 @@ impl BenchConfig {
 pub struct BenchResult {
     /// `"sslab"`.
     pub framework: String,
+    /// `"cpu"` or `"cuda"`.
+    pub device: String,
     /// The model.
     pub model: BenchModel,
     /// Images per view.
@@ -184,6 +186,8 @@ pub fn run_bench(cfg: &BenchConfig, dev: &Device) -> Result<BenchResult> {
         let l = f64::from(loss.to_scalar::<f32>()?);
         let t1 = t0.elapsed().as_secs_f64();
         opt.backward_step(&loss)?;
+        // a GPU runs the step asynchronously: wait for it before reading the clock
+        dev.synchronize()?;
         let t2 = t0.elapsed().as_secs_f64();
         if i == 0 {
             first = l;
@@ -198,6 +202,7 @@ pub fn run_bench(cfg: &BenchConfig, dev: &Device) -> Result<BenchResult> {
     let gflop = 3.0 * forward_flop_per_image(cfg.model) * 2.0 * cfg.batch_size as f64 / 1e9;
     Ok(BenchResult {
         framework: "sslab".into(),
+        device: if dev.is_cpu() { "cpu".into() } else { "cuda".into() },
         model: cfg.model,
         batch_size: cfg.batch_size,
         step_s_median: step,

@@ -52,6 +52,7 @@ pub mod config;
 pub mod course;
 pub mod data;
 pub mod device;
+pub mod device_check;
 pub mod eval;
 pub mod method;
 pub mod language;

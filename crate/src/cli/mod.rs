@@ -42,6 +42,15 @@ enum Command {
     Supervised(SupervisedArgs),
     /// Time the reference training step (compare with bench/torch_reference.py).
     Bench(BenchArgs),
+    /// Run every loss and layer on the GPU and on the CPU and compare them (needs a CUDA build).
+    CheckDevice(CheckDeviceArgs),
+}
+
+#[derive(Parser, Debug)]
+struct CheckDeviceArgs {
+    /// Seed of the inputs and parameters.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Parser, Debug)]
@@ -204,6 +213,7 @@ where
         Command::Probe(a) => probe(a),
         Command::Supervised(a) => supervised(a),
         Command::Bench(a) => bench(a),
+        Command::CheckDevice(a) => check_device(a),
     });
     match result {
         Ok(Ok(line)) => {
@@ -432,6 +442,23 @@ fn supervised(a: SupervisedArgs) -> Result<String> {
         }
     })
     .to_string())
+}
+
+/// Prints the table on stderr; the JSON line lists the failures. Exits 1
+/// when a case is over its tolerance or the device is the CPU.
+fn check_device(a: CheckDeviceArgs) -> Result<String> {
+    let choice = crate::device::device()?;
+    if choice.device.is_cpu() {
+        candle_core::bail!("check-device compares a GPU with the CPU, but the device is {choice}");
+    }
+    let check = crate::device_check::compare_devices(&candle_core::Device::Cpu, &choice.device, a.seed)?;
+    eprintln!("{}", check.table());
+    let failed: Vec<&str> = check.failures().iter().map(|r| r.name).collect();
+    if !failed.is_empty() {
+        candle_core::bail!("{} of {} cases differ between {} and {}: {}", failed.len(), check.rows.len(), check.other, check.reference, failed.join(", "));
+    }
+    let worst = check.rows.iter().map(|r| r.value_err.max(r.grad_err)).fold(0f64, f64::max);
+    Ok(json!({"device": check.other, "cases": check.rows.len(), "failed": 0, "worst_error": worst}).to_string())
 }
 
 fn bench(a: BenchArgs) -> Result<String> {

@@ -346,7 +346,10 @@ pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding: usize
         None => Ok(y),
     };
     if !x.device().is_cpu() || x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
-        return add_bias(x.conv2d(weight, padding, stride, 1, 1)?);
+        if x.device().is_cpu() || std::env::var(GPU_CONV_VAR).is_ok_and(|v| v == "candle") {
+            return add_bias(x.conv2d(weight, padding, stride, 1, 1)?);
+        }
+        return add_bias(conv2d_composed(x, weight, padding, stride)?);
     }
     let g = Geometry { b, c, h, w, kh, kw, stride, ph: padding, pw: padding };
     conv_cpu(x, weight, bias, g)
@@ -366,8 +369,11 @@ fn conv_cpu(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, g: Geometry) -> 
 
 /// A 1-D convolution `y = W ⋆ x + b` over the last axis, on the CPU through
 /// the same im2col + matrix product as [`conv2d`] (a series is an image one
-/// pixel high), Candle's `conv1d` elsewhere. Candle's CPU `conv1d` backward
+/// pixel high), Candle's `conv2d` elsewhere. Candle's CPU `conv1d` backward
 /// is a nested-loop transposed convolution: this one is several times faster.
+/// Candle's `conv1d` is not used on other devices either: its weight
+/// gradient is wrong with padding (see the tests), which `sslab
+/// check-device` also showed on a GPU.
 ///
 /// # Shapes
 /// `x (B, C, T)`, `weight (O, C, k)`, `bias (O,)` → `(B, O, (T + 2p − k)/s + 1)`.
@@ -385,16 +391,76 @@ pub fn conv1d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding: usize
         );
     }
     if !x.device().is_cpu() || x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
-        let y = x.conv1d(weight, padding, stride, 1, 1)?;
-        return match bias {
-            Some(bias) => y.broadcast_add(&bias.reshape((1, o, 1))?),
-            None => Ok(y),
-        };
+        return conv1d_as_conv2d(x, weight, bias, padding, stride);
     }
     let g = Geometry { b, c, h: 1, w: t, kh: 1, kw: k, stride, ph: 0, pw: padding };
     let y = conv_cpu(&x.reshape((b, c, 1, t))?, &weight.reshape((o, c, 1, k))?, bias, g)?;
     let to = y.dim(3)?;
     y.reshape((b, o, to))
+}
+
+/// `SSLAB_GPU_CONV=candle` makes [`conv2d`] on a GPU use Candle's `conv2d`
+/// instead of [`conv2d_composed`] (to compare the two).
+pub const GPU_CONV_VAR: &str = "SSLAB_GPU_CONV";
+
+/// [`conv2d`] (without bias) from Candle ops that are fast on a GPU: the k²
+/// shifted (and strided) views of the padded input become the columns of one
+/// matrix product (cuBLAS), forward and backward.
+///
+/// Candle's own CUDA `conv2d` is im2col + cuBLAS forward too, but its
+/// backward pass runs a direct transposed-convolution kernel for the input
+/// gradient and a convolution with the whole gradient map as kernel for the
+/// weights; on an H200 the CNN training step was 2–8× slower than PyTorch's
+/// with it (see docs/performance.md).
+pub fn conv2d_composed(x: &Tensor, weight: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
+    let (o, c, k, _) = weight.dims4()?;
+    let (b, _, h, w) = x.dims4()?;
+    let (hp, wp) = (h + 2 * padding, w + 2 * padding);
+    let (ho, wo) = ((hp - k) / stride + 1, (wp - k) / stride + 1);
+    let xp = if padding > 0 { x.pad_with_zeros(2, padding, padding)?.pad_with_zeros(3, padding, padding)? } else { x.clone() };
+    // rows i, i + s, ..., i + s(n - 1) of axis `dim`
+    let strided = |t: Tensor, dim: usize, start: usize, n: usize| -> Result<Tensor> {
+        let t = t.narrow(dim, start, (n - 1) * stride + 1)?;
+        if stride == 1 {
+            return Ok(t);
+        }
+        let t = t.pad_with_zeros(dim, 0, stride - 1)?;
+        let mut dims = t.dims().to_vec();
+        dims[dim] = n;
+        dims.insert(dim + 1, stride);
+        t.reshape(dims)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)
+    };
+    let mut taps = Vec::with_capacity(k * k);
+    for i in 0..k {
+        let rows = strided(xp.clone(), 2, i, ho)?;
+        for j in 0..k {
+            taps.push(strided(rows.clone(), 3, j, wo)?);
+        }
+    }
+    // (B, C, Ho, Wo, k²) → rows (b, y, x), columns (c, i, j): the weight's order
+    let cols = Tensor::stack(&taps, 4)?.permute((0, 2, 3, 1, 4))?.reshape((b * ho * wo, c * k * k))?;
+    let y = cols.matmul(&weight.reshape((o, c * k * k))?.t()?)?;
+    y.reshape((b, ho, wo, o))?.permute((0, 3, 1, 2))?.contiguous()
+}
+
+/// [`conv1d`] for any device: Candle's `conv2d` on a one-pixel-high image,
+/// padded along time first (Candle pads both axes alike). A stride above 1
+/// convolves at stride 1 and keeps every `stride`-th output: Candle's
+/// `conv2d` backward takes the output padding of the height for the width
+/// too, which breaks when only the width needs one.
+fn conv1d_as_conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding: usize, stride: usize) -> Result<Tensor> {
+    let (o, c, k) = weight.dims3()?;
+    let x = if padding > 0 { x.pad_with_zeros(2, padding, padding)? } else { x.clone() };
+    let mut y = x.unsqueeze(2)?.conv2d(&weight.reshape((o, c, 1, k))?, 0, 1, 1, 1)?.squeeze(2)?;
+    if stride > 1 {
+        let (b, _, full) = y.dims3()?;
+        let kept = (full - 1) / stride + 1;
+        y = y.pad_with_zeros(2, 0, kept * stride - full)?.reshape((b, o, kept, stride))?.narrow(3, 0, 1)?.squeeze(3)?;
+    }
+    match bias {
+        Some(bias) => y.broadcast_add(&bias.reshape((1, o, 1))?),
+        None => Ok(y),
+    }
 }
 
 #[cfg(test)]
@@ -500,6 +566,53 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("[1, 2, 5]") && err.contains("[4, 3, 3]"), "{err}");
+    }
+
+    /// The GPU path of `conv2d`, run on the CPU: value and every gradient
+    /// equal to the fused op's (padding, stride 2, odd sizes, 1×1).
+    #[test]
+    fn conv2d_composed_matches_the_cpu_path() {
+        let dev = Device::Cpu;
+        let mut rng = SeededRng::new(8);
+        for (padding, stride, h, w, k) in [(1, 1, 9, 9, 3), (1, 2, 8, 8, 3), (0, 2, 9, 7, 3), (0, 1, 5, 6, 1), (2, 1, 7, 7, 5)] {
+            let x = Var::from_tensor(&rng.randn((2, 3, h, w), 1.0, &dev).unwrap()).unwrap();
+            let wt = Var::from_tensor(&rng.randn((4, 3, k, k), 0.5, &dev).unwrap()).unwrap();
+            let a = conv2d(x.as_tensor(), wt.as_tensor(), None, padding, stride).unwrap();
+            let b = conv2d_composed(x.as_tensor(), wt.as_tensor(), padding, stride).unwrap();
+            assert_eq!(a.dims(), b.dims(), "padding {padding}, stride {stride}, {h}×{w}, k {k}");
+            assert!(max_diff(&a, &b) < 1e-5);
+            let r = rng.randn(a.dims(), 1.0, &dev).unwrap();
+            let ga = (a * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let gb = (b * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            for v in [&x, &wt] {
+                let d = max_diff(ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap());
+                assert!(d < 1e-4, "gradient differs by {d} (padding {padding}, stride {stride}, {h}×{w}, k {k})");
+            }
+        }
+    }
+
+    /// The path other devices take (CUDA), run on the CPU: value and every
+    /// gradient equal to the fused op's.
+    #[test]
+    fn conv1d_on_other_devices_matches_the_cpu_path() {
+        let dev = Device::Cpu;
+        let mut rng = SeededRng::new(6);
+        for (padding, stride, t, k) in [(2, 1, 11, 5), (0, 1, 9, 3), (1, 2, 10, 3)] {
+            let x = Var::from_tensor(&rng.randn((2, 3, t), 1.0, &dev).unwrap()).unwrap();
+            let w = Var::from_tensor(&rng.randn((4, 3, k), 0.5, &dev).unwrap()).unwrap();
+            let bias = Var::from_tensor(&rng.randn(4, 0.5, &dev).unwrap()).unwrap();
+            let a = conv1d(x.as_tensor(), w.as_tensor(), Some(bias.as_tensor()), padding, stride).unwrap();
+            let b = conv1d_as_conv2d(x.as_tensor(), w.as_tensor(), Some(bias.as_tensor()), padding, stride).unwrap();
+            assert_eq!(a.dims(), b.dims());
+            assert!(max_diff(&a, &b) < 1e-5);
+            let r = rng.randn(a.dims(), 1.0, &dev).unwrap();
+            let ga = (a * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let gb = (b * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            for v in [&x, &w, &bias] {
+                let d = max_diff(ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap());
+                assert!(d < 1e-4, "gradient differs by {d} (padding {padding}, stride {stride})");
+            }
+        }
     }
 
     /// Candle 0.11's CPU `conv1d` computes a wrong weight gradient (shown

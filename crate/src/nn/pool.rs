@@ -20,7 +20,7 @@
 //! On other devices and dtypes [`relu_max_pool2d`] falls back to
 //! `x.relu()?.max_pool2d(2)`.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
 fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
@@ -116,15 +116,33 @@ impl CustomOp2 for ReluMaxPoolBackward {
     }
 }
 
-/// `x.relu()?.max_pool2d(2)` in one op with a one-pass backward (CPU, f32).
+/// `x.relu()?.max_pool2d(2)` in one op with a one-pass backward (CPU, f32);
+/// on other devices the same function from Candle's reshapes and `max`.
+///
+/// Candle's own `max_pool2d` is not used anywhere: its backward pass gives a
+/// unique maximum a quarter of its gradient (see the tests), which measurably
+/// slows training and made the CUDA build disagree with the CPU one.
 ///
 /// # Shapes
 /// `(B, C, H, W)` → `(B, C, ⌊H/2⌋, ⌊W/2⌋)`.
 pub fn relu_max_pool2d(x: &Tensor) -> Result<Tensor> {
     if !x.device().is_cpu() || x.dtype() != DType::F32 {
-        return x.relu()?.max_pool2d(2);
+        return relu_max_pool2d_composed(x);
     }
     x.contiguous()?.apply_op1(ReluMaxPool)
+}
+
+/// [`relu_max_pool2d`] for any device: the 2×2 windows become a last axis of
+/// 4, then `max` (whose backward is exact) and `relu`.
+fn relu_max_pool2d_composed(x: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    let (ho, wo) = (h / 2, w / 2);
+    if ho == 0 || wo == 0 {
+        candle_core::bail!("relu_max_pool2d needs H, W >= 2, got shape {:?}", x.dims());
+    }
+    let x = x.narrow(2, 0, 2 * ho)?.narrow(3, 0, 2 * wo)?;
+    let windows = x.reshape((b, c, ho, 2, wo, 2))?.permute((0, 1, 2, 4, 3, 5))?.reshape((b, c, ho, wo, 4))?;
+    windows.max(D::Minus1)?.relu()
 }
 
 #[cfg(test)]
@@ -178,6 +196,28 @@ mod tests {
             let d: f32 = (a - (b * 4.0).unwrap()).unwrap().abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
             assert!(d < 1e-5, "ours != 4 × Candle's by {d} for {shape:?}");
         }
+    }
+
+    /// The path other devices take (CUDA) against the fused CPU op, value and
+    /// gradient, odd sizes included.
+    #[test]
+    fn the_composed_path_matches_the_fused_op() {
+        let dev = Device::Cpu;
+        let mut rng = SeededRng::new(9);
+        for shape in [(2, 3, 6, 8), (1, 2, 5, 7), (3, 1, 2, 2)] {
+            let x = Var::from_tensor(&rng.randn(shape, 1.0, &dev).unwrap()).unwrap();
+            let fused = relu_max_pool2d(x.as_tensor()).unwrap();
+            let composed = relu_max_pool2d_composed(x.as_tensor()).unwrap();
+            assert_eq!(fused.flatten_all().unwrap().to_vec1::<f32>().unwrap(), composed.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            let r = rng.randn(fused.dims(), 1.0, &dev).unwrap();
+            let g1 = (fused * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let g2 = (composed * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            let a: Vec<f32> = g1.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            let b: Vec<f32> = g2.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            assert_eq!(a, b, "{shape:?}");
+        }
+        let err = relu_max_pool2d_composed(&Tensor::zeros((1, 1, 1, 4), DType::F32, &dev).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("[1, 1, 1, 4]"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,1 @@
+//! Empty on purpose: depending on this crate turns on `sslab/cuda`.
