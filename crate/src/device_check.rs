@@ -134,6 +134,7 @@ const CASES: &[Case] = &[
         f: |x, vb| nn::conv2d(&x[0], &param(&vb, &[8, 4, 3, 3], "w")?, Some(&param(&vb, &[8], "b")?), 1, 1),
     },
     Case { name: "conv2d stride 2", inputs: &[&[3, 4, 9, 9]], f: |x, vb| nn::conv2d(&x[0], &param(&vb, &[8, 4, 3, 3], "w")?, None, 0, 2) },
+    Case { name: "conv2d stride 2, 8×9", inputs: &[&[2, 4, 8, 9]], f: |x, vb| nn::conv2d(&x[0], &param(&vb, &[5, 4, 3, 3], "w")?, None, 1, 2) },
     Case {
         name: "conv1d",
         inputs: &[&[3, 2, 20]],
