@@ -153,6 +153,7 @@ impl Profile {
             scratch_steps: 150,
             probe_steps: 300,
             seed: 0,
+            encoder: None,
         };
         match self {
             Self::Smoke => ContrastiveConfig {
@@ -178,6 +179,7 @@ impl Profile {
                 label_budgets: vec![1, 5, 10, 50, 100],
                 scratch_steps: 1000,
                 probe_steps: 500,
+                encoder: Some(crate::method::EncoderConfig::ResNet(crate::nn::ResNetConfig::resnet18(1))),
                 ..base
             },
         }
@@ -380,6 +382,9 @@ pub struct ContrastiveConfig {
     pub probe_steps: usize,
     /// The seed behind initialisation, data order, augmentation and the labelled subsets.
     pub seed: u64,
+    /// The encoder of every joint-embedding run, or `None` for each method's
+    /// own default (the small CNN). The `gpu` profile uses ResNet-18.
+    pub encoder: Option<crate::method::EncoderConfig>,
 }
 
 impl ContrastiveConfig {
@@ -387,6 +392,9 @@ impl ContrastiveConfig {
     /// with the main run's steps, batch size and seed.
     pub fn pretrain(&self, method: crate::method::MethodName) -> crate::method::PretrainConfig {
         let mut cfg = crate::method::PretrainConfig::for_method(method);
+        if let (Some(encoder), false) = (&self.encoder, method == crate::method::MethodName::Mae) {
+            cfg.encoder = encoder.clone();
+        }
         cfg.steps = self.steps;
         cfg.batch_size = self.batch_size;
         cfg.warmup_steps = cfg.warmup_steps.min(cfg.steps / 4);
@@ -544,6 +552,13 @@ mod tests {
     fn contrastive_budgets_grow_with_the_profile_and_reach_the_methods() {
         use crate::method::MethodName;
         let (smoke, cpu, gpu) = (Profile::Smoke.contrastive(), Profile::Cpu.contrastive(), Profile::Gpu.contrastive());
+        // full size on a GPU: ResNet-18 for every joint-embedding method, MAE keeps its ViT
+        use crate::method::EncoderConfig;
+        let resnet18 = EncoderConfig::ResNet(crate::nn::ResNetConfig::resnet18(1));
+        assert_eq!(gpu.pretrain(MethodName::SimClr).encoder, resnet18);
+        assert_eq!(gpu.short(MethodName::Moco).encoder, resnet18);
+        assert!(matches!(gpu.pretrain(MethodName::Mae).encoder, EncoderConfig::Vit(_)));
+        assert_eq!(cpu.pretrain(MethodName::SimClr).encoder, crate::method::PretrainConfig::for_method(MethodName::SimClr).encoder);
         assert!(smoke.steps < cpu.steps && cpu.steps < gpu.steps);
         assert!(smoke.short_steps < cpu.short_steps && cpu.short_steps < cpu.steps);
         let main = cpu.pretrain(MethodName::SimClr);

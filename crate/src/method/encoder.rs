@@ -1,6 +1,6 @@
 //! The backbone a method trains: a choice of image encoders behind one type.
 
-use crate::nn::{CnnConfig, SmallCnn, Vit, VitConfig};
+use crate::nn::{CnnConfig, ResNet, ResNetConfig, SmallCnn, Vit, VitConfig};
 use candle_core::Module;
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
@@ -15,6 +15,9 @@ pub enum EncoderConfig {
     /// [`Vit`]: a small Vision Transformer; the features are its pooled output
     /// (\[CLS\] token or mean of the patch tokens). Needed by MAE.
     Vit(VitConfig),
+    /// [`ResNet`]: BasicBlocks with batch norm, global average pooling
+    /// (e.g. [`ResNetConfig::resnet18`] for the `gpu` profile).
+    ResNet(ResNetConfig),
 }
 
 impl Default for EncoderConfig {
@@ -29,6 +32,7 @@ impl EncoderConfig {
         match self {
             EncoderConfig::Cnn(c) => EncoderConfig::Cnn(CnnConfig { in_channels: channels, ..c.clone() }),
             EncoderConfig::Vit(c) => EncoderConfig::Vit(VitConfig { in_channels: channels, ..c.clone() }),
+            EncoderConfig::ResNet(c) => EncoderConfig::ResNet(ResNetConfig { in_channels: channels, ..c.clone() }),
         }
     }
 
@@ -37,6 +41,7 @@ impl EncoderConfig {
         Ok(match self {
             EncoderConfig::Cnn(c) => Encoder::Cnn(c.init(vb)?),
             EncoderConfig::Vit(c) => Encoder::Vit(c.init(vb)?),
+            EncoderConfig::ResNet(c) => Encoder::ResNet(c.init(vb)?),
         })
     }
 }
@@ -47,6 +52,8 @@ pub enum Encoder {
     Cnn(SmallCnn),
     /// A [`Vit`] (pooled output).
     Vit(Vit),
+    /// A [`ResNet`].
+    ResNet(ResNet),
 }
 
 impl Encoder {
@@ -55,6 +62,7 @@ impl Encoder {
         match self {
             Encoder::Cnn(m) => m.feature_dim(),
             Encoder::Vit(m) => m.feature_dim(),
+            Encoder::ResNet(m) => m.feature_dim(),
         }
     }
 }
@@ -66,6 +74,7 @@ impl ModuleT for Encoder {
         match self {
             Encoder::Cnn(m) => m.forward_t(x, train),
             Encoder::Vit(m) => m.forward(x),
+            Encoder::ResNet(m) => m.forward_t(x, train),
         }
     }
 }

@@ -41,6 +41,13 @@ impl Default for ResNetConfig {
 }
 
 impl ResNetConfig {
+    /// ResNet-18's stages (He et al., 2016): widths 64, 128, 256, 512 with two
+    /// BasicBlocks each, and a 3×3 stride-1 stem without max-pooling, as for
+    /// CIFAR and MNIST-sized images (about 11.2 M parameters).
+    pub fn resnet18(in_channels: usize) -> Self {
+        Self { in_channels, widths: vec![64, 128, 256, 512], blocks: vec![2, 2, 2, 2] }
+    }
+
     /// Builds the network with its parameters under `vb`.
     pub fn init(&self, vb: VarBuilder) -> Result<ResNet> {
         resnet(self, vb)
@@ -159,6 +166,20 @@ mod tests {
     use crate::nn::Params;
     use crate::rng::SeededRng;
     use candle_core::Device;
+
+    #[test]
+    fn resnet18_has_resnet18s_stages_and_size() {
+        let params = Params::new(0);
+        let net = ResNetConfig::resnet18(1).init(params.builder(&candle_core::Device::Cpu)).unwrap();
+        assert_eq!(net.feature_dim(), 512);
+        assert_eq!(net.blocks.len(), 8);
+        // torchvision's resnet18 has 11,689,512 parameters with its 7×7 RGB stem and
+        // 1000-way classifier; the 3×3 one-channel stem and no classifier leave 11.17 M
+        let n = crate::nn::count_params(&params);
+        assert!((11_100_000..11_250_000).contains(&n), "{n}");
+        let x = crate::rng::SeededRng::new(1).randn((2, 1, 28, 28), 1.0, &candle_core::Device::Cpu).unwrap();
+        assert_eq!(net.forward_t(&x, true).unwrap().dims(), &[2, 512]);
+    }
 
     #[test]
     fn resnet_shapes_modes_and_running_stats() {
