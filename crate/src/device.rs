@@ -61,12 +61,18 @@ pub fn device() -> Result<DeviceChoice> {
 fn pick(required: bool) -> Result<DeviceChoice> {
     match Device::new_cuda(0) {
         Ok(device) => Ok(DeviceChoice { device, reason: "built with CUDA and a GPU is visible".into() }),
-        Err(e) if required => candle_core::bail!("{DEVICE_VAR}=cuda but no GPU could be opened: {e}"),
+        Err(e) if required => candle_core::bail!("{DEVICE_VAR}=cuda but no GPU could be opened: {}", first_line(&e)),
         Err(e) => Ok(DeviceChoice {
             device: Device::Cpu,
-            reason: format!("built with CUDA, but no GPU could be opened ({e})"),
+            reason: format!("built with CUDA, but no GPU could be opened ({})", first_line(&e)),
         }),
     }
+}
+
+/// The message of a Candle error without the backtrace it carries when
+/// `RUST_BACKTRACE` is set (as in the notebook kernel).
+fn first_line(e: &dyn fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or_default().trim().to_string()
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -94,6 +100,12 @@ mod tests {
             assert!(pick(true).unwrap_err().to_string().contains("without the `cuda` feature"));
         }
         assert!(!choice.to_string().is_empty());
+    }
+
+    #[test]
+    fn reasons_keep_the_message_and_drop_a_backtrace() {
+        let e = candle_core::Error::Msg("DriverError(CUDA_ERROR_NO_DEVICE)\n   0: <unknown>\n   1: main".into());
+        assert_eq!(first_line(&e), "DriverError(CUDA_ERROR_NO_DEVICE)");
     }
 }
 

@@ -63,6 +63,11 @@ impl Method for Barlow {
     fn encoder(&self) -> &Encoder {
         &self.encoder
     }
+
+    /// The projector's output `z` (whose cross-correlation the loss drives to I).
+    fn embed(&self, images: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(self.projector.forward_t(&self.encoder.forward_t(images, false)?, false)?))
+    }
 }
 
 #[cfg(test)]

@@ -42,6 +42,9 @@ pub struct Byol {
     target_projector: ProjectionHead,
     augment: TwoViews,
     base_tau: f64,
+    use_predictor: bool,
+    stop_gradient: bool,
+    last_parts: Vec<(&'static str, f64)>,
 }
 
 impl Byol {
@@ -68,6 +71,9 @@ impl Byol {
             target_projector,
             augment: byol_augment(shape.1.min(shape.2)),
             base_tau: cfg.ema_momentum,
+            use_predictor: cfg.predictor,
+            stop_gradient: cfg.stop_gradient,
+            last_parts: Vec::new(),
         })
     }
 
@@ -85,11 +91,22 @@ impl Method for Byol {
     fn loss(&mut self, images: &Tensor, rng: &mut SeededRng) -> Result<StepOutput> {
         let (v1, v2) = self.augment.views(images, rng)?;
         let views = Tensor::cat(&[v1, v2], 0)?;
-        let p = self.predictor.forward_t(&self.projector.forward_t(&self.encoder.forward_t(&views, true)?, true)?, true)?;
-        let z = self.target_projector.forward_t(&self.target_encoder.forward_t(&views, true)?, true)?.detach();
+        let online = self.projector.forward_t(&self.encoder.forward_t(&views, true)?, true)?;
+        self.last_parts = super::collapse_parts(&split_views(&online)?.0)?;
+        let p = if self.use_predictor { self.predictor.forward_t(&online, true)? } else { online.clone() };
+        let z = if self.stop_gradient {
+            self.target_projector.forward_t(&self.target_encoder.forward_t(&views, true)?, true)?.detach()
+        } else {
+            // the ablation: the online network is its own target, gradient and all
+            online
+        };
         let (p1, p2) = split_views(&p)?;
         let (z1, z2) = split_views(&z)?;
-        let loss = (byol(&p1, &z2)? + byol(&p2, &z1)?)?;
+        let loss = if self.stop_gradient {
+            (byol(&p1, &z2)? + byol(&p2, &z1)?)?
+        } else {
+            (cosine_loss(&p1, &z2)? + cosine_loss(&p2, &z1)?)?
+        };
         // p·z' averaged over both terms: ℓ = 2 − 2 cos, so cos = 1 − L/4
         let swapped = Tensor::cat(&[z2, z1], 0)?;
         let cos = (l2_normalize(&p.detach())? * l2_normalize(&swapped)?)?.sum(1)?.mean_all()?.to_scalar::<f32>()?;
@@ -100,8 +117,17 @@ impl Method for Byol {
         self.teacher.ema_update(&self.params, cosine_momentum(k + 1, total, self.base_tau))
     }
 
+    fn parts(&self) -> Vec<(&'static str, f64)> {
+        self.last_parts.clone()
+    }
+
     fn encoder(&self) -> &Encoder {
         &self.encoder
+    }
+
+    /// The online projection `z = g(f(x))` (what the collapse diagnostics watch).
+    fn embed(&self, images: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(self.projector.forward_t(&self.encoder.forward_t(images, false)?, false)?))
     }
 
     /// The teacher's tensors (`teacher.*`).
@@ -112,6 +138,12 @@ impl Method for Byol {
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
         load_teacher_state(&self.teacher, state)
     }
+}
+
+/// `mean(2 − 2 cos(p, z))` with gradients to both sides (BYOL's loss without
+/// its stop-gradient, for the ablation).
+fn cosine_loss(p: &Tensor, z: &Tensor) -> Result<Tensor> {
+    (l2_normalize(p)? * l2_normalize(z)?)?.sum(1)?.affine(-2.0, 2.0)?.mean_all()
 }
 
 #[cfg(test)]

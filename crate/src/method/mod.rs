@@ -177,6 +177,21 @@ pub struct PretrainConfig {
     /// checkpoints: none.
     #[serde(default)]
     pub augment_without: Vec<AugmentStep>,
+    /// BYOL and SimSiam: the predictor head on the online branch. `false` is
+    /// the ablation that collapses (Chen & He 2021, table 1). Absent in old
+    /// checkpoints: `true`.
+    #[serde(default = "yes")]
+    pub predictor: bool,
+    /// BYOL and SimSiam: no gradient through the target branch (BYOL's EMA
+    /// teacher, SimSiam's `stopgrad(z)`). `false` — BYOL then predicts the
+    /// online network's own projection — is the ablation that collapses.
+    /// Absent in old checkpoints: `true`.
+    #[serde(default = "yes")]
+    pub stop_gradient: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One step of an augmentation pipeline, for [`PretrainConfig::augment_without`].
@@ -271,6 +286,8 @@ impl PretrainConfig {
             queue_size: 0,
             augment: AugmentPreset::Auto,
             augment_without: Vec::new(),
+            predictor: true,
+            stop_gradient: true,
         };
         let adamw2 = OptimizerConfig::adamw(2e-3, 1e-4);
         match method {
@@ -324,8 +341,24 @@ impl PretrainConfig {
         if !(0.0..=1.0).contains(&self.ema_momentum) {
             candle_core::bail!("ema_momentum must be in [0, 1], got {}", self.ema_momentum);
         }
+        let ablates = !self.predictor || !self.stop_gradient;
+        if ablates && !matches!(self.method, MethodName::Byol | MethodName::SimSiam) {
+            candle_core::bail!(
+                "predictor = false / stop_gradient = false apply to byol and simsiam only, not {}",
+                self.method
+            );
+        }
         Ok(())
     }
+}
+
+/// The collapse diagnostics of one view's projections in the training step
+/// (batch statistics, as in SimSiam's figure 2): the per-dimension std of the
+/// normalised embeddings and their effective rank. BYOL and SimSiam record
+/// them as [`Method::parts`].
+pub(crate) fn collapse_parts(z: &Tensor) -> Result<Vec<(&'static str, f64)>> {
+    let z = z.detach();
+    Ok(vec![("embedding std", crate::eval::embedding_std(&z)?), ("effective rank", crate::eval::effective_rank(&z)?)])
 }
 
 /// What one training step produced.
@@ -344,6 +377,12 @@ pub trait Method {
 
     /// The loss of one step on `images (B, C, H, W)`, drawing augmentations from `rng`.
     fn loss(&mut self, images: &Tensor, rng: &mut SeededRng) -> Result<StepOutput>;
+
+    /// The named parts of the last step's loss, if the method reports them
+    /// (VICReg: its three weighted terms); recorded in the history.
+    fn parts(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
 
     /// Called after each optimiser step `k` (from 0) of `total`.
     fn after_step(&mut self, _k: usize, _total: usize) -> Result<()> {
@@ -563,6 +602,7 @@ impl Pretrainer {
             self.opt.backward_step(&out.loss)?;
             self.method.after_step(k, self.config.steps)?;
             self.history.push(k + 1, l, out.metric);
+            self.history.push_parts(&self.method.parts());
             self.step += 1;
         }
         Ok(&self.history)
@@ -735,6 +775,59 @@ mod tests {
         let (after, before) = (feature_std(run), feature_std(&fresh));
         assert!(before > 0.0 && after.is_finite());
         after / before
+    }
+
+    #[test]
+    fn the_collapse_ablations_are_for_byol_and_simsiam_only() {
+        let mut cfg = PretrainConfig::for_method(MethodName::SimClr);
+        cfg.stop_gradient = false;
+        let err = cfg.check().unwrap_err().to_string();
+        assert!(err.contains("stop_gradient") && err.contains("simclr"), "{err}");
+        for m in [MethodName::Byol, MethodName::SimSiam] {
+            let mut cfg = PretrainConfig::for_method(m);
+            (cfg.predictor, cfg.stop_gradient) = (false, false);
+            cfg.check().unwrap();
+        }
+        // old checkpoints have neither field: both default to on
+        let mut v = serde_json::to_value(PretrainConfig::for_method(MethodName::Byol)).unwrap();
+        v.as_object_mut().unwrap().retain(|k, _| k != "predictor" && k != "stop_gradient");
+        let back: PretrainConfig = serde_json::from_value(v).unwrap();
+        assert!(back.predictor && back.stop_gradient);
+    }
+
+    /// Without the predictor, BYOL's target at step 0 is a copy of the online
+    /// network and SimSiam's target is the online projection itself: the loss
+    /// is the same with and without the stop-gradient, and removing the
+    /// stop-gradient exactly doubles every gradient (each view's embedding
+    /// now also receives the gradient of the term where it is the target).
+    #[test]
+    fn removing_the_stop_gradient_doubles_the_gradient() {
+        let data = crate::data::shapes(16, 0).unwrap();
+        for m in [MethodName::Byol, MethodName::SimSiam] {
+            let run = |stop_gradient: bool| {
+                let mut cfg = tiny(m);
+                (cfg.predictor, cfg.stop_gradient) = (false, stop_gradient);
+                let params = Params::new(3);
+                let mut method = build_method(&cfg, (1, 28, 28), &params, &Device::Cpu).unwrap();
+                let out = method.loss(&data.images, &mut SeededRng::new(5)).unwrap();
+                let grads = out.loss.backward().unwrap();
+                let g: Vec<(String, Tensor)> = params
+                    .named_trainable_vars()
+                    .into_iter()
+                    .filter_map(|(n, v)| grads.get(v.as_tensor()).map(|g| (n, g.clone())))
+                    .collect();
+                (out.loss.to_scalar::<f32>().unwrap(), g)
+            };
+            let ((l_sg, g_sg), (l_free, g_free)) = (run(true), run(false));
+            assert!((l_sg - l_free).abs() < 1e-5, "{m}: loss {l_sg} vs {l_free}");
+            assert_eq!(g_sg.len(), g_free.len());
+            assert!(g_sg.iter().any(|(n, _)| n.starts_with("enc.")), "{m}: no encoder gradient");
+            for ((n, a), (_, b)) in g_sg.iter().zip(&g_free) {
+                let d = (b - (a * 2.0).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                let scale = a.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-6);
+                assert!(d / scale < 1e-3, "{m}: gradient of {n} is not doubled (off by {d}, scale {scale})");
+            }
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@
 use super::{stacked_views, split_views};
 use super::{Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
 use crate::augment::Compose;
-use crate::loss::negative_cosine;
+use crate::loss::{l2_normalize, negative_cosine};
 use crate::nn::{simsiam_prediction_head, simsiam_projection_head, ProjectionHead};
 use crate::rng::SeededRng;
 use candle_core::{ModuleT, Result, Tensor};
@@ -29,6 +29,9 @@ pub struct SimSiam {
     projector: ProjectionHead,
     predictor: ProjectionHead,
     augment: Compose,
+    use_predictor: bool,
+    stop_gradient: bool,
+    last_parts: Vec<(&'static str, f64)>,
 }
 
 impl SimSiam {
@@ -38,7 +41,15 @@ impl SimSiam {
         let encoder = EncoderConfig::with_in_channels(&cfg.encoder, shape.0).init(vb.pp("enc"))?;
         let projector = simsiam_projection_head(encoder.feature_dim(), cfg.head_hidden, cfg.head_out, vb.pp("proj"))?;
         let predictor = simsiam_prediction_head(cfg.head_out, (cfg.head_out / 2).max(4), cfg.head_out, vb.pp("pred"))?;
-        Ok(Self { encoder, projector, predictor, augment: cfg.augmentation(shape) })
+        Ok(Self {
+            encoder,
+            projector,
+            predictor,
+            augment: cfg.augmentation(shape),
+            use_predictor: cfg.predictor,
+            stop_gradient: cfg.stop_gradient,
+            last_parts: Vec::new(),
+        })
     }
 }
 
@@ -50,16 +61,34 @@ impl Method for SimSiam {
     fn loss(&mut self, images: &Tensor, rng: &mut SeededRng) -> Result<StepOutput> {
         let views = stacked_views(&self.augment, images, rng)?;
         let z = self.projector.forward_t(&self.encoder.forward_t(&views, true)?, true)?;
-        let p = self.predictor.forward_t(&z, true)?;
+        let p = if self.use_predictor { self.predictor.forward_t(&z, true)? } else { z.clone() };
         let (z1, z2) = split_views(&z)?;
         let (p1, p2) = split_views(&p)?;
-        let loss = ((negative_cosine(&p1, &z2)? + negative_cosine(&p2, &z1)?)? * 0.5)?;
+        let d = |p: &Tensor, z: &Tensor| -> Result<Tensor> {
+            if self.stop_gradient {
+                negative_cosine(p, z)
+            } else {
+                // the ablation: D(p, z) with a gradient through z as well
+                (l2_normalize(p)? * l2_normalize(z)?)?.sum(1)?.mean_all()?.neg()
+            }
+        };
+        let loss = ((d(&p1, &z2)? + d(&p2, &z1)?)? * 0.5)?;
+        self.last_parts = super::collapse_parts(&z1)?;
         let metric = -f64::from(loss.to_scalar::<f32>()?);
         Ok(StepOutput { loss, metric })
     }
 
+    fn parts(&self) -> Vec<(&'static str, f64)> {
+        self.last_parts.clone()
+    }
+
     fn encoder(&self) -> &Encoder {
         &self.encoder
+    }
+
+    /// The projection `z = g(f(x))` (what the collapse diagnostics watch).
+    fn embed(&self, images: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(self.projector.forward_t(&self.encoder.forward_t(images, false)?, false)?))
     }
 }
 

@@ -17,7 +17,7 @@
 use super::{stacked_views, split_views};
 use super::{Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
 use crate::augment::Compose;
-use crate::loss::{vicreg, vicreg_invariance};
+use crate::loss::{vicreg, vicreg_covariance, vicreg_invariance, vicreg_variance};
 use crate::nn::{vicreg_projection_head, ProjectionHead};
 use crate::rng::SeededRng;
 use candle_core::{ModuleT, Result, Tensor};
@@ -31,6 +31,7 @@ pub struct VicReg {
     encoder: Encoder,
     projector: ProjectionHead,
     augment: Compose,
+    last_parts: Vec<(&'static str, f64)>,
 }
 
 impl VicReg {
@@ -38,7 +39,7 @@ impl VicReg {
     pub fn new(cfg: &PretrainConfig, shape: (usize, usize, usize), vb: VarBuilder) -> Result<Self> {
         let encoder = EncoderConfig::with_in_channels(&cfg.encoder, shape.0).init(vb.pp("enc"))?;
         let projector = vicreg_projection_head(encoder.feature_dim(), cfg.head_hidden, cfg.head_out, vb.pp("proj"))?;
-        Ok(Self { encoder, projector, augment: cfg.augmentation(shape) })
+        Ok(Self { encoder, projector, augment: cfg.augmentation(shape), last_parts: Vec::new() })
     }
 }
 
@@ -53,12 +54,27 @@ impl Method for VicReg {
         let (z1, z2) = split_views(&z)?;
         let (l, m, n) = VICREG_WEIGHTS;
         let loss = vicreg(&z1, &z2, l, m, n)?;
-        let metric = f64::from(vicreg_invariance(&z1.detach(), &z2.detach())?.to_scalar::<f32>()?);
+        let (d1, d2) = (z1.detach(), z2.detach());
+        let scalar = |t: Tensor| -> Result<f64> { Ok(f64::from(t.to_scalar::<f32>()?)) };
+        let metric = scalar(vicreg_invariance(&d1, &d2)?)?;
+        // as inside `vicreg`: the variance term averaged over the views, the covariance summed
+        let var = 0.5 * scalar((vicreg_variance(&d1, 1e-4)? + vicreg_variance(&d2, 1e-4)?)?)?;
+        let cov = scalar((vicreg_covariance(&d1)? + vicreg_covariance(&d2)?)?)?;
+        self.last_parts = vec![("invariance λ·s", l * metric), ("variance μ·v", m * var), ("covariance ν·c", n * cov)];
         Ok(StepOutput { loss, metric })
+    }
+
+    fn parts(&self) -> Vec<(&'static str, f64)> {
+        self.last_parts.clone()
     }
 
     fn encoder(&self) -> &Encoder {
         &self.encoder
+    }
+
+    /// The expander's output `z` (what the loss regularises).
+    fn embed(&self, images: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(self.projector.forward_t(&self.encoder.forward_t(images, false)?, false)?))
     }
 }
 
@@ -66,6 +82,22 @@ impl Method for VicReg {
 mod tests {
     use super::super::tests::{first_last, train_tiny};
     use crate::method::MethodName;
+
+    /// The three recorded parts add up to the loss at every step.
+    #[test]
+    fn vicreg_records_its_three_terms_and_they_sum_to_the_loss() {
+        let run = train_tiny(MethodName::VicReg, 6, |_| {});
+        let h = run.history();
+        let names: Vec<&str> = h.parts.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["invariance λ·s", "variance μ·v", "covariance ν·c"]);
+        for k in 0..h.len() {
+            let sum: f64 = h.parts.iter().map(|(_, xs)| xs[k]).sum();
+            assert!((sum - h.loss[k]).abs() < 1e-3 * h.loss[k].abs().max(1.0), "step {k}: parts {sum} vs loss {}", h.loss[k]);
+        }
+        assert_eq!(h.smoothed_part("variance μ·v", 3).len(), h.len());
+        assert!(h.smoothed_part("no such part", 3).is_empty());
+        assert_eq!(h.parts_plot(3).series_len(), 4);
+    }
 
     #[test]
     fn vicreg_loss_falls() {

@@ -16,6 +16,11 @@ pub struct History {
     pub loss: Vec<f64>,
     /// The metric at each step.
     pub metric: Vec<f64>,
+    /// The named parts of the loss at each step, for methods that report
+    /// them (VICReg's weighted invariance, variance and covariance terms).
+    /// Absent in old checkpoints: none.
+    #[serde(default)]
+    pub parts: Vec<(String, Vec<f64>)>,
 }
 
 impl History {
@@ -87,6 +92,39 @@ impl History {
     /// The metric curve smoothed over `window` steps, as `(step, metric)` points.
     pub fn smoothed_metric(&self, window: usize) -> Vec<(f64, f64)> {
         self.smooth(&self.metric, window)
+    }
+
+    /// Records the loss's parts for the step last pushed (a part first
+    /// seen now starts here; steps before it have none).
+    pub fn push_parts(&mut self, parts: &[(&str, f64)]) {
+        for (name, v) in parts {
+            match self.parts.iter_mut().find(|(n, _)| n == name) {
+                Some((_, xs)) => xs.push(*v),
+                None => self.parts.push((name.to_string(), vec![*v])),
+            }
+        }
+    }
+
+    /// One part of the loss smoothed over `window` steps, as `(step, value)`
+    /// points; empty if the method reported no such part.
+    pub fn smoothed_part(&self, name: &str, window: usize) -> Vec<(f64, f64)> {
+        let Some((_, xs)) = self.parts.iter().find(|(n, _)| n == name) else { return Vec::new() };
+        // a part first reported at a later step aligns with the last steps
+        let offset = self.steps.len().saturating_sub(xs.len());
+        (0..xs.len()).map(|i| (self.steps[offset + i] as f64, Self::tail_mean(&xs[..=i], window))).collect()
+    }
+
+    /// Every part of the loss on one plot, with the total, smoothed over
+    /// `window` steps.
+    pub fn parts_plot(&self, window: usize) -> LinePlot {
+        let mut p = LinePlot::new(&format!("{}: the parts of the loss", self.name))
+            .x_label("step")
+            .y_label("weighted term")
+            .series("loss", self.smoothed_loss(window));
+        for (name, _) in &self.parts {
+            p = p.series(name, self.smoothed_part(name, window));
+        }
+        p
     }
 
     /// The loss and metric curves, smoothed over `window` steps.
