@@ -402,6 +402,12 @@ impl ContrastiveConfig {
         cfg
     }
 
+    /// The main run's settings for `method` at another batch size (section
+    /// 25.3 trains four methods and six ablations at `short_batch_size`).
+    pub fn pretrain_at(&self, method: crate::method::MethodName, batch_size: usize) -> crate::method::PretrainConfig {
+        crate::method::PretrainConfig { batch_size, ..self.pretrain(method) }
+    }
+
     /// The same for one run of an ablation or sweep.
     pub fn short(&self, method: crate::method::MethodName) -> crate::method::PretrainConfig {
         let mut cfg = self.pretrain(method);

@@ -382,6 +382,81 @@ impl fmt::Display for CollapseReport {
     }
 }
 
+/// The cross-correlation matrix of a run's embeddings of two augmented
+/// views (what Barlow Twins drives to the identity), with its summary.
+#[derive(Clone, Debug)]
+pub struct CrossCorrelation {
+    /// `C (D, D)`: [`crate::loss::cross_correlation`] of the two views.
+    pub matrix: Tensor,
+    /// Mean of the diagonal (1 when every dimension agrees between the views).
+    pub mean_diagonal: f64,
+    /// Mean absolute off-diagonal entry (0 when the dimensions are decorrelated).
+    pub mean_abs_off_diagonal: f64,
+}
+
+impl CrossCorrelation {
+    /// Of `run`'s embeddings of two views of `images` drawn from `seed`
+    /// ([`crate::method::Pretrainer::two_view_embeddings`]).
+    pub fn of(run: &crate::method::Pretrainer, images: &Tensor, seed: u64) -> Result<Self> {
+        let (z1, z2) = run.two_view_embeddings(images, seed)?;
+        let matrix = crate::loss::cross_correlation(&z1, &z2)?;
+        let d = matrix.dim(0)?;
+        let v: Vec<f64> = matrix.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
+        let diag: f64 = (0..d).map(|i| v[i * d + i]).sum();
+        let all: f64 = v.iter().map(|x| x.abs()).sum();
+        let off = if d > 1 { (all - (0..d).map(|i| v[i * d + i].abs()).sum::<f64>()) / (d * d - d) as f64 } else { 0.0 };
+        Ok(Self { matrix, mean_diagonal: diag / d as f64, mean_abs_off_diagonal: off })
+    }
+
+    /// The top-left `n × n` block as a heatmap (diverging colours, white at 0).
+    pub fn heatmap(&self, n: usize, title: &str) -> Result<crate::plot::Heatmap> {
+        let n = n.min(self.matrix.dim(0)?);
+        Ok(crate::plot::Heatmap::new(&self.matrix.narrow(0, 0, n)?.narrow(1, 0, n)?)?
+            .title(title)
+            .color_map(crate::plot::ColorMap::Diverging))
+    }
+}
+
+impl std::fmt::Display for CrossCorrelation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cross-correlation of D = {}: mean diagonal {:.3}, mean |off-diagonal| {:.3}",
+            self.matrix.dim(0).unwrap_or(0),
+            self.mean_diagonal,
+            self.mean_abs_off_diagonal
+        )
+    }
+}
+
+/// A table of training runs that record the collapse diagnostics per step
+/// (BYOL, SimSiam: the parts `embedding std` and `effective rank` of their
+/// histories): each at the first step and at the end (mean of the last 10
+/// steps), and whether the run collapsed completely — effective rank below
+/// 2 or std below a tenth of a healthy `1/√D`. (Dimensional collapse shows
+/// as a rank well below the full method's, not as a yes here.)
+pub fn collapse_table(runs: &[(&str, &crate::train::History)], dim: usize) -> Table {
+    let healthy = 1.0 / (dim.max(1) as f64).sqrt();
+    let mut t = Table::new(&["run", "std, step 1", "std, end", "effective rank, step 1", "effective rank, end", "complete collapse?"])
+        .caption(&format!("batch statistics of the projections (D = {dim}); a healthy spread has std ≈ 1/√D = {healthy:.3}"));
+    for (name, h) in runs {
+        let part = |p: &str| h.smoothed_part(p, 10);
+        let (std, rank) = (part("embedding std"), part("effective rank"));
+        let first = |xs: &[(f64, f64)]| xs.first().map_or(f64::NAN, |v| v.1);
+        let last = |xs: &[(f64, f64)]| xs.last().map_or(f64::NAN, |v| v.1);
+        let collapsed = last(&rank) < 2.0 || last(&std) < 0.1 * healthy;
+        t.push(&[
+            name.to_string(),
+            format!("{:.3}", first(&std)),
+            format!("{:.3}", last(&std)),
+            format!("{:.1}", first(&rank)),
+            format!("{:.1}", last(&rank)),
+            if collapsed { "yes".to_string() } else { "no".to_string() },
+        ]);
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,6 +564,42 @@ mod tests {
         assert_eq!(t.len(), 4);
         assert!(t.to_string().contains("effective rank (RankMe)"));
         assert!(r.to_string().contains("effective rank 1.00 of D = 4"), "{r}");
+    }
+
+    #[test]
+    fn cross_correlation_summary_matches_the_matrix() {
+        let run = crate::method::Pretrainer::new(
+            crate::method::PretrainConfig::for_method(crate::method::MethodName::Barlow),
+            (1, 28, 28),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let x = crate::data::shapes(32, 0).unwrap().images;
+        let c = CrossCorrelation::of(&run, &x, 1).unwrap();
+        let d = run.config().head_out;
+        assert_eq!(c.matrix.dims(), &[d, d]);
+        let v: Vec<Vec<f32>> = c.matrix.to_vec2().unwrap();
+        let diag = (0..d).map(|i| f64::from(v[i][i])).sum::<f64>() / d as f64;
+        assert!((c.mean_diagonal - diag).abs() < 1e-5);
+        assert!(c.mean_abs_off_diagonal > 0.0 && c.mean_abs_off_diagonal <= 1.0 + 1e-6);
+        assert!(c.to_string().contains(&format!("D = {d}")));
+        assert!(c.heatmap(8, "x").is_ok());
+    }
+
+    #[test]
+    fn collapse_table_reads_the_recorded_parts() {
+        let mut healthy = crate::train::History::new("a", "m");
+        let mut dead = crate::train::History::new("b", "m");
+        for k in 1..=20 {
+            healthy.push(k, 1.0, 0.0);
+            healthy.push_parts(&[("embedding std", 0.12), ("effective rank", 30.0)]);
+            dead.push(k, 1.0, 0.0);
+            dead.push_parts(&[("embedding std", 0.12 / k as f64), ("effective rank", 40.0 / k as f64)]);
+        }
+        let t = collapse_table(&[("healthy", &healthy), ("dead", &dead)], 64).to_string();
+        let rows: Vec<&str> = t.lines().filter(|l| l.starts_with("healthy") || l.starts_with("dead")).collect();
+        assert!(rows[0].trim_end().ends_with("no") && rows[1].trim_end().ends_with("yes"), "{t}");
+        assert!(rows[1].contains("40.0"), "{t}");
     }
 
     #[test]

@@ -18,8 +18,8 @@ mod knn;
 mod label_efficiency;
 
 pub use collapse::{
-    alignment, collapse_report, effective_rank, embedding_std, singular_values, symmetric_eigen, uniformity,
-    CollapseReport, MAX_EIGEN_DIM,
+    alignment, collapse_report, collapse_table, effective_rank, embedding_std, singular_values, symmetric_eigen, uniformity,
+    CollapseReport, CrossCorrelation, MAX_EIGEN_DIM,
 };
 pub use compare::{train_end_to_end, Comparison, ComparisonRow, FewLabelProtocol};
 pub use finetune::{fit_classifier, ClassifierConfig, ClassifierResult};
