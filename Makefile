@@ -28,7 +28,7 @@ prewarm: setup
 	@echo "[prewarm] compiling sslab and Candle in the Rust (sslab) kernel (first time: several minutes)"
 	@$(PY) kernel/run-notebooks kernel/prewarm.ipynb
 ifneq ($(CUDA),)
-	@echo "[prewarm] compiling sslab with CUDA in the Rust (sslab, CUDA) kernel (first time: about 20 minutes on 2 cores)"
+	@echo "[prewarm] compiling sslab with CUDA in the Rust (sslab, CUDA) kernel (first time: about 11 minutes on 2 cores)"
 	@$(PY) kernel/run-notebooks --kernel rust-sslab-cuda --startup-timeout 7200 kernel/prewarm.ipynb
 endif
 
@@ -67,14 +67,14 @@ doc:
 
 ## check-cuda: build the cuda flavour (tests and command line) without a GPU; nvcc from PyPI via kernel/setup-cuda
 check-cuda:
-	eval "$$(kernel/setup-cuda --env)" && CARGO_TARGET_DIR=target/cuda cargo test --release -p sslab --features cuda --no-run
-	eval "$$(kernel/setup-cuda --env)" && CARGO_TARGET_DIR=target/cuda cargo build --release -p sslab --features cuda --bin sslab
+	e=$$(kernel/setup-cuda --env) && eval "$$e" && CARGO_TARGET_DIR=target/cuda cargo test --release -p sslab --features cuda --no-run \
+	  && CARGO_TARGET_DIR=target/cuda cargo build --release -p sslab --features cuda --bin sslab
 
 ## cuda-bundle: the binaries a GPU machine needs for gpu-check, in target/cuda-bundle
 cuda-bundle:
 	kernel/cuda-bundle
 
-## gpu-check: on a GPU machine, check the cuda build against the CPU and time it against PyTorch (< 5 min)
+## gpu-check: on a GPU machine, check the cuda build against the CPU and time it against PyTorch (< 5 min; builds the bundle first if missing)
 gpu-check:
 	@test -x target/cuda-bundle/sslab || kernel/cuda-bundle
 	kernel/gpu-check --reference $(TORCH_REFERENCE) --markdown target/gpu-check.md

@@ -392,7 +392,9 @@ impl ContrastiveConfig {
     /// with the main run's steps, batch size and seed.
     pub fn pretrain(&self, method: crate::method::MethodName) -> crate::method::PretrainConfig {
         let mut cfg = crate::method::PretrainConfig::for_method(method);
-        if let (Some(encoder), false) = (&self.encoder, method == crate::method::MethodName::Mae) {
+        use crate::method::MethodName as M;
+        let joint_embedding = matches!(method, M::SimClr | M::Moco | M::Byol | M::SimSiam | M::Barlow | M::VicReg | M::Dino);
+        if let (Some(encoder), true) = (&self.encoder, joint_embedding) {
             cfg.encoder = encoder.clone();
         }
         cfg.steps = self.steps;
@@ -564,6 +566,7 @@ mod tests {
         assert_eq!(gpu.pretrain(MethodName::SimClr).encoder, resnet18);
         assert_eq!(gpu.short(MethodName::Moco).encoder, resnet18);
         assert!(matches!(gpu.pretrain(MethodName::Mae).encoder, EncoderConfig::Vit(_)));
+        assert_eq!(gpu.pretrain(MethodName::Rotation).encoder, crate::method::PretrainConfig::for_method(MethodName::Rotation).encoder);
         assert_eq!(cpu.pretrain(MethodName::SimClr).encoder, crate::method::PretrainConfig::for_method(MethodName::SimClr).encoder);
         assert!(smoke.steps < cpu.steps && cpu.steps < gpu.steps);
         assert!(smoke.short_steps < cpu.short_steps && cpu.short_steps < cpu.steps);

@@ -148,6 +148,8 @@ const CASES: &[Case] = &[
     Case { name: "conv1d stride 2", inputs: &[&[3, 2, 21]], f: |x, vb| nn::conv1d(&x[0], &param(&vb, &[6, 2, 3], "w")?, None, 1, 2) },
     Case { name: "relu + max-pool 2×2", inputs: &[&[3, 5, 8, 8]], f: |x, _| nn::relu_max_pool2d(&x[0]) },
     Case { name: "relu + max-pool, odd sizes", inputs: &[&[2, 3, 7, 5]], f: |x, _| nn::relu_max_pool2d(&x[0]) },
+    // every 2×2 window holds four equal values (nearest up-sampling): ties
+    Case { name: "relu + max-pool, tied maxima", inputs: &[&[2, 3, 4, 4]], f: |x, _| nn::relu_max_pool2d(&x[0].upsample_nearest2d(8, 8)?) },
     Case { name: "batch norm (train)", inputs: &[&[8, 6, 5, 5]], f: |x, vb| nn::batch_norm(6, true, vb)?.forward_t(&x[0], true) },
     Case { name: "batch norm (eval)", inputs: &[&[8, 6, 5, 5]], f: |x, vb| nn::batch_norm(6, true, vb)?.forward_t(&x[0], false) },
     Case { name: "layer norm", inputs: &[&[4, 7, 16]], f: |x, vb| nn::LayerNorm::new(16, 1e-5, vb)?.forward(&x[0]) },

@@ -444,6 +444,10 @@ pub fn collapse_table(runs: &[(&str, &crate::train::History)], dim: usize) -> Ta
         let (std, rank) = (part("embedding std"), part("effective rank"));
         let first = |xs: &[(f64, f64)]| xs.first().map_or(f64::NAN, |v| v.1);
         let last = |xs: &[(f64, f64)]| xs.last().map_or(f64::NAN, |v| v.1);
+        if rank.is_empty() {
+            t.push(&[name.to_string(), "n/a".into(), "n/a".into(), "n/a".into(), "n/a".into(), "not recorded by this method".into()]);
+            continue;
+        }
         let collapsed = last(&rank) < 2.0 || last(&std) < 0.1 * healthy;
         t.push(&[
             name.to_string(),

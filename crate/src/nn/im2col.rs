@@ -28,10 +28,12 @@
 //! \[0\] K. Chellapilla, S. Puri, P. Simard, "High Performance Convolutional
 //!     Neural Networks for Document Processing", 2006 (the im2col lowering).
 //!
-//! (Candle's own backward also fails with a shape error for stride 2 on
-//! even-sized inputs; this one does not.)
+//! (Candle's own backward fails with a shape error when the height and the
+//! width need different output padding, e.g. stride 2 on an 8×9 input; this
+//! one does not.)
 //!
-//! On other devices and dtypes, [`conv2d`] calls Candle's own convolution.
+//! On other devices and dtypes, [`conv2d`] calls Candle's own convolution,
+//! padding explicitly in that case.
 
 use candle_core::{CpuStorage, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;

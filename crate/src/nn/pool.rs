@@ -17,8 +17,8 @@
 //! maximum, as PyTorch does. Odd sizes drop the last row/column, like
 //! `max_pool2d`.
 //!
-//! On other devices and dtypes [`relu_max_pool2d`] falls back to
-//! `x.relu()?.max_pool2d(2)`.
+//! On other devices and dtypes [`relu_max_pool2d`] computes the same
+//! function, gradient included, from Candle's reshapes and comparisons.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
@@ -133,7 +133,11 @@ pub fn relu_max_pool2d(x: &Tensor) -> Result<Tensor> {
 }
 
 /// [`relu_max_pool2d`] for any device: the 2×2 windows become a last axis of
-/// 4, then `max` (whose backward is exact) and `relu`.
+/// 4; a one-hot mask of each window's *first* maximum picks the value (so
+/// the gradient goes there alone, as in the fused op — Candle's `max` would
+/// give it to every tied maximum, and MNIST's blank background makes ties
+/// common), and a mask of the positive results is the ReLU (Candle's `relu`
+/// passes a gradient at exactly 0; the fused op does not).
 fn relu_max_pool2d_composed(x: &Tensor) -> Result<Tensor> {
     let (b, c, h, w) = x.dims4()?;
     let (ho, wo) = (h / 2, w / 2);
@@ -142,7 +146,18 @@ fn relu_max_pool2d_composed(x: &Tensor) -> Result<Tensor> {
     }
     let x = x.narrow(2, 0, 2 * ho)?.narrow(3, 0, 2 * wo)?;
     let windows = x.reshape((b, c, ho, 2, wo, 2))?.permute((0, 1, 2, 4, 3, 5))?.reshape((b, c, ho, wo, 4))?;
-    windows.max(D::Minus1)?.relu()
+    let is_max = windows.broadcast_eq(&windows.max_keepdim(D::Minus1)?)?.to_dtype(x.dtype())?;
+    // first maximum: is_max[k] and not is_max[j] for any j < k
+    let mut taken = is_max.narrow(4, 0, 1)?;
+    let mut first = vec![taken.clone()];
+    for k in 1..4 {
+        let e = is_max.narrow(4, k, 1)?;
+        first.push((&e * (1.0 - &taken)?)?);
+        taken = taken.maximum(&e)?;
+    }
+    let y = (windows * Tensor::cat(&first, 4)?)?.sum(D::Minus1)?;
+    let positive = y.gt(0.0)?.to_dtype(y.dtype())?;
+    y * positive
 }
 
 #[cfg(test)]
@@ -204,8 +219,11 @@ mod tests {
     fn the_composed_path_matches_the_fused_op() {
         let dev = Device::Cpu;
         let mut rng = SeededRng::new(9);
-        for shape in [(2, 3, 6, 8), (1, 2, 5, 7), (3, 1, 2, 2)] {
-            let x = Var::from_tensor(&rng.randn(shape, 1.0, &dev).unwrap()).unwrap();
+        let ties = Tensor::new(&[[[[2f32, 2., -1., -3., 0., 0.], [1., 2., -2., -4., 0., 0.]]]], &dev).unwrap();
+        for shape in [(2, 3, 6, 8), (1, 2, 5, 7), (3, 1, 2, 2), (1, 1, 2, 6)] {
+            // the last: tied maxima (2, 2, 2), all negative, all zero
+            let t = if shape == (1, 1, 2, 6) { ties.clone() } else { rng.randn(shape, 1.0, &dev).unwrap() };
+            let x = Var::from_tensor(&t).unwrap();
             let fused = relu_max_pool2d(x.as_tensor()).unwrap();
             let composed = relu_max_pool2d_composed(x.as_tensor()).unwrap();
             assert_eq!(fused.flatten_all().unwrap().to_vec1::<f32>().unwrap(), composed.flatten_all().unwrap().to_vec1::<f32>().unwrap());

@@ -55,7 +55,7 @@ impl ResNetConfig {
 }
 
 /// Runs `c` through the crate's [`conv2d`](super::conv2d) (fast CPU backward;
-/// Candle's own fails for stride 2 on even-sized inputs).
+/// Candle's own fails when height and width need different output padding).
 fn conv_fwd(c: &Conv2d, x: &Tensor) -> Result<Tensor> {
     let cfg = c.config();
     super::conv2d(x, c.weight(), c.bias(), cfg.padding, cfg.stride)

@@ -111,7 +111,7 @@ impl History {
         let Some((_, xs)) = self.parts.iter().find(|(n, _)| n == name) else { return Vec::new() };
         // a part first reported at a later step aligns with the last steps
         let offset = self.steps.len().saturating_sub(xs.len());
-        (0..xs.len()).map(|i| (self.steps[offset + i] as f64, Self::tail_mean(&xs[..=i], window))).collect()
+        self.steps[offset..].iter().enumerate().map(|(i, &s)| (s as f64, Self::tail_mean(&xs[..=i], window))).collect()
     }
 
     /// Every part of the loss on one plot, with the total, smoothed over
