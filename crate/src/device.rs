@@ -71,6 +71,7 @@ fn pick(required: bool) -> Result<DeviceChoice> {
 
 /// The message of a Candle error without the backtrace it carries when
 /// `RUST_BACKTRACE` is set (as in the notebook kernel).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 fn first_line(e: &dyn fmt::Display) -> String {
     e.to_string().lines().next().unwrap_or_default().trim().to_string()
 }
