@@ -54,6 +54,9 @@ pub struct Dino {
     pending: Option<Vec<Tensor>>,
     augment: MultiCrop,
     base_tau: f64,
+    centering: bool,
+    teacher_temp: f64,
+    last_parts: Vec<(&'static str, f64)>,
 }
 
 impl Dino {
@@ -86,6 +89,9 @@ impl Dino {
             pending: None,
             augment: dino_augment(size, size / 2, DINO_LOCAL_VIEWS),
             base_tau: cfg.ema_momentum,
+            centering: cfg.centering,
+            teacher_temp: cfg.teacher_temperature.unwrap_or(DINO_TEACHER_TEMP),
+            last_parts: Vec::new(),
         })
     }
 
@@ -121,9 +127,19 @@ impl Method for Dino {
         }
         let t = self.teacher_head.forward_t(&self.teacher_encoder.forward_t(&globals, true)?, true)?.detach();
         let teacher: Vec<Tensor> = (0..ng).map(|i| t.narrow(0, i * b, b)).collect::<Result<_>>()?;
-        let loss = dino(&student, &teacher, &self.center, DINO_STUDENT_TEMP, DINO_TEACHER_TEMP)?;
-        let p = candle_nn::ops::softmax(&(t.broadcast_sub(&self.center)? / DINO_TEACHER_TEMP)?, D::Minus1)?.mean(0)?;
-        let entropy = (p.clamp(1e-12, 1.0)?.log()? * &p)?.sum_all()?.neg()?.to_scalar::<f32>()?;
+        let loss = dino(&student, &teacher, &self.center, DINO_STUDENT_TEMP, self.teacher_temp)?;
+        let pt = candle_nn::ops::softmax(&(t.broadcast_sub(&self.center)? / self.teacher_temp)?, D::Minus1)?;
+        let entropy_of = |p: &Tensor| -> Result<Tensor> { (p.clamp(1e-12, 1.0)?.log()? * p)?.sum(D::Minus1)?.neg() };
+        let p = pt.mean(0)?;
+        let entropy = entropy_of(&p)?.to_scalar::<f32>()?;
+        // §5.3 of [0]: collapse onto one prototype drives each image's teacher
+        // entropy to 0; collapse to uniform drives it to ln K and the
+        // teacher–student KL divergence to 0
+        let s_global = s_global.detach();
+        let log_ps = candle_nn::ops::log_softmax(&(&s_global / DINO_STUDENT_TEMP)?, D::Minus1)?;
+        let per_image = entropy_of(&pt)?.mean_all()?.to_scalar::<f32>()?;
+        let kl = ((&pt * (pt.clamp(1e-12, 1.0)?.log()? - log_ps)?)?.sum(D::Minus1)?.mean_all()?).to_scalar::<f32>()?;
+        self.last_parts = vec![("teacher entropy per image", f64::from(per_image)), ("KL(teacher ‖ student)", f64::from(kl))];
         self.pending = Some(teacher);
         Ok(StepOutput { loss, metric: f64::from(entropy) })
     }
@@ -131,9 +147,15 @@ impl Method for Dino {
     fn after_step(&mut self, k: usize, total: usize) -> Result<()> {
         self.teacher.ema_update(&self.params, cosine_momentum(k + 1, total, self.base_tau))?;
         if let Some(t) = self.pending.take() {
-            self.center = dino_update_center(&self.center, &t, DINO_CENTER_MOMENTUM)?;
+            if self.centering {
+                self.center = dino_update_center(&self.center, &t, DINO_CENTER_MOMENTUM)?;
+            }
         }
         Ok(())
+    }
+
+    fn parts(&self) -> Vec<(&'static str, f64)> {
+        self.last_parts.clone()
     }
 
     fn encoder(&self) -> &Encoder {
@@ -190,5 +212,33 @@ mod tests {
         m.after_step(0, 10).unwrap();
         let c: f32 = m.center().abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
         assert!(c > 0.0 && m.center().dims() == [1, 32]);
+    }
+
+    /// The two collapses of §5.3 of \[0\], in a short run: without
+    /// centering each image's teacher distribution sharpens onto a prototype
+    /// (its entropy falls below the full method's); without sharpening (τ_t =
+    /// 0.5) it flattens towards uniform (entropy near ln K).
+    #[test]
+    fn dino_ablations_collapse_the_two_ways() {
+        let last = |run: &crate::method::Pretrainer, part: &str| run.history().smoothed_part(part, 5).last().unwrap().1;
+        let full = train_tiny(MethodName::Dino, 30, |_| {});
+        let no_center = train_tiny(MethodName::Dino, 30, |c| c.centering = false);
+        let flat = train_tiny(MethodName::Dino, 30, |c| c.teacher_temperature = Some(0.5));
+        let k = 32f64.ln();
+        let (e_full, e_nc, e_flat) =
+            (last(&full, "teacher entropy per image"), last(&no_center, "teacher entropy per image"), last(&flat, "teacher entropy per image"));
+        assert!(e_nc < e_full, "no centering: entropy {e_nc} not below the full method's {e_full}");
+        assert!(e_flat > 0.9 * k && e_flat > e_full, "τ_t = 0.5: entropy {e_flat} of ln K = {k}");
+        assert!(last(&flat, "KL(teacher ‖ student)") >= 0.0);
+        // the center never moves without centering
+        let dev = Device::Cpu;
+        let params = Params::new(0);
+        let mut cfg = tiny(MethodName::Dino);
+        cfg.centering = false;
+        let mut m = Dino::new(&cfg, (1, 28, 28), &params, &dev).unwrap();
+        let x = crate::data::shapes(8, 0).unwrap().images;
+        m.loss(&x, &mut SeededRng::new(0)).unwrap();
+        m.after_step(0, 10).unwrap();
+        assert_eq!(m.center().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
     }
 }

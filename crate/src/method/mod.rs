@@ -188,6 +188,17 @@ pub struct PretrainConfig {
     /// Absent in old checkpoints: `true`.
     #[serde(default = "yes")]
     pub stop_gradient: bool,
+    /// DINO: subtract the running center from the teacher's outputs.
+    /// `false` is the ablation that collapses onto one prototype (Caron et
+    /// al. 2021, §5.3). Absent in old checkpoints: `true`.
+    #[serde(default = "yes")]
+    pub centering: bool,
+    /// DINO: the teacher's temperature τ_t (sharpening), or `None` for
+    /// [`dino::DINO_TEACHER_TEMP`] (0.04). At the student's 0.1 or above the
+    /// teacher no longer sharpens, and the outputs collapse to uniform.
+    /// Absent in old checkpoints: `None`.
+    #[serde(default)]
+    pub teacher_temperature: Option<f64>,
 }
 
 fn yes() -> bool {
@@ -288,6 +299,8 @@ impl PretrainConfig {
             augment_without: Vec::new(),
             predictor: true,
             stop_gradient: true,
+            centering: true,
+            teacher_temperature: None,
         };
         let adamw2 = OptimizerConfig::adamw(2e-3, 1e-4);
         match method {
@@ -344,6 +357,14 @@ impl PretrainConfig {
         }
         if !(0.0..=1.0).contains(&self.ema_momentum) {
             candle_core::bail!("ema_momentum must be in [0, 1], got {}", self.ema_momentum);
+        }
+        if (!self.centering || self.teacher_temperature.is_some()) && self.method != MethodName::Dino {
+            candle_core::bail!("centering = false / teacher_temperature apply to dino only, not {}", self.method);
+        }
+        if let Some(t) = self.teacher_temperature {
+            if !(t.is_finite() && t > 0.0) {
+                candle_core::bail!("teacher_temperature must be positive, got {t}");
+            }
         }
         let ablates = !self.predictor || !self.stop_gradient;
         if ablates && !matches!(self.method, MethodName::Byol | MethodName::SimSiam) {
@@ -811,6 +832,18 @@ mod tests {
         v.as_object_mut().unwrap().retain(|k, _| k != "predictor" && k != "stop_gradient");
         let back: PretrainConfig = serde_json::from_value(v).unwrap();
         assert!(back.predictor && back.stop_gradient);
+    }
+
+    #[test]
+    fn the_dino_ablations_are_for_dino_only_and_checked() {
+        let mut cfg = PretrainConfig::for_method(MethodName::SimClr);
+        cfg.centering = false;
+        assert!(cfg.check().unwrap_err().to_string().contains("centering"));
+        let mut cfg = PretrainConfig::for_method(MethodName::Dino);
+        (cfg.centering, cfg.teacher_temperature) = (false, Some(0.1));
+        cfg.check().unwrap();
+        cfg.teacher_temperature = Some(0.0);
+        assert!(cfg.check().unwrap_err().to_string().contains("teacher_temperature"));
     }
 
     #[test]
