@@ -241,4 +241,24 @@ mod tests {
         m.after_step(0, 10).unwrap();
         assert_eq!(m.center().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
     }
+
+    /// Multi-crop with a ViT: the 14×14 local crops take resized position
+    /// embeddings (`Vit::embed_patches`).
+    #[test]
+    fn dino_trains_a_vit_on_global_and_local_crops() {
+        let run = train_tiny(MethodName::Dino, 3, |c| {
+            c.encoder = crate::method::EncoderConfig::Vit(crate::nn::VitConfig {
+                image_size: 28,
+                patch_size: 7,
+                in_channels: 1,
+                dim: 16,
+                depth: 1,
+                heads: 2,
+                mlp_ratio: 2.0,
+                cls_token: true,
+            })
+        });
+        assert_eq!(run.history().len(), 3);
+        let _ = first_last(&run, 1);
+    }
 }

@@ -90,6 +90,37 @@ pub struct Vit {
     norm: LayerNorm,
 }
 
+/// Bilinear interpolation weights `(out, in)` with PyTorch's
+/// `align_corners = False`: output cell `i` samples the input at
+/// `(i + ½)·in/out − ½`, clamped to the first and last cell.
+fn bilinear_matrix(n_in: usize, n_out: usize) -> Vec<f32> {
+    let mut m = vec![0f32; n_out * n_in];
+    let scale = n_in as f64 / n_out as f64;
+    for i in 0..n_out {
+        let src = ((i as f64 + 0.5) * scale - 0.5).max(0.0);
+        let i0 = (src.floor() as usize).min(n_in - 1);
+        let i1 = (i0 + 1).min(n_in - 1);
+        let l = (src - i0 as f64) as f32;
+        m[i * n_in + i0] += 1.0 - l;
+        m[i * n_in + i1] += l;
+    }
+    m
+}
+
+/// Position embeddings `(1, g·g, D)` of a `g × g` patch grid, resized to a
+/// `gh × gw` grid: `(1, gh·gw, D)`. Two matrix products, so the embeddings
+/// keep their gradient.
+fn resize_position_grid(pos: &Tensor, g: usize, gh: usize, gw: usize) -> Result<Tensor> {
+    let d = pos.dim(2)?;
+    let dev = pos.device();
+    let mh = Tensor::from_vec(bilinear_matrix(g, gh), (gh, g), dev)?.to_dtype(pos.dtype())?;
+    let mw = Tensor::from_vec(bilinear_matrix(g, gw), (gw, g), dev)?.to_dtype(pos.dtype())?;
+    // rows: (g, g·D) → (gh, g·D); then columns: (gh·D, g) · (g, gw)
+    let rows = mh.matmul(&pos.reshape((g, g * d))?)?.reshape((gh, g, d))?;
+    let cols = rows.transpose(1, 2)?.contiguous()?.reshape((gh * d, g))?.matmul(&mw.t()?)?;
+    cols.reshape((gh, d, gw))?.transpose(1, 2)?.contiguous()?.reshape((1, gh * gw, d))
+}
+
 /// Builds a [`Vit`] (parameters `patch_embed`, `cls_token`, `pos_embed`,
 /// `blocks.{i}`, `norm` under `vb`; token and position embeddings ~ N(0, 0.02²)).
 pub fn vit(cfg: &VitConfig, vb: VarBuilder) -> Result<Vit> {
@@ -139,16 +170,27 @@ impl Vit {
     ///
     /// # Shapes
     /// `(B, C, H, W)` → `(B, N, D)`.
+    ///
+    /// Images of another size whose sides are multiples of the patch size
+    /// (DINO's local crops) get the position embeddings resized to their grid
+    /// of patches by bilinear interpolation (as DINO's
+    /// `interpolate_pos_encoding`, with PyTorch's `align_corners = False`).
     pub fn embed_patches(&self, x: &Tensor) -> Result<Tensor> {
         expect_rank(x, 4, "Vit", "(B, C, H, W)")?;
-        let s = self.cfg.image_size;
+        let (s, p) = (self.cfg.image_size, self.cfg.patch_size);
         let (_, c, h, w) = x.dims4()?;
-        if c != self.cfg.in_channels || h != s || w != s {
-            candle_core::bail!("Vit expects (B, {}, {s}, {s}), got shape {:?}", self.cfg.in_channels, x.dims());
+        if c != self.cfg.in_channels || h == 0 || w == 0 || h % p != 0 || w % p != 0 {
+            candle_core::bail!(
+                "Vit expects (B, {}, H, W) with H and W multiples of the patch size {p} ({s} × {s} when trained), got shape {:?}",
+                self.cfg.in_channels,
+                x.dims()
+            );
         }
-        let t = self.patch_embed.forward(&patchify(x, self.cfg.patch_size)?)?;
+        let t = self.patch_embed.forward(&patchify(x, p)?)?;
         let extra = usize::from(self.cls.is_some());
-        t.broadcast_add(&self.pos.narrow(1, extra, self.num_patches())?)
+        let pos = self.pos.narrow(1, extra, self.num_patches())?;
+        let pos = if h == s && w == s { pos } else { resize_position_grid(&pos, s / p, h / p, w / p)? };
+        t.broadcast_add(&pos)
     }
 
     fn with_cls(&self, t: &Tensor) -> Result<Tensor> {
@@ -432,6 +474,45 @@ mod tests {
 
     fn tiny() -> VitConfig {
         VitConfig { image_size: 8, patch_size: 4, in_channels: 2, dim: 16, depth: 2, heads: 2, mlp_ratio: 2.0, cls_token: true }
+    }
+
+    /// Reference: torch 2.15,
+    /// ```python
+    /// import torch, torch.nn.functional as F
+    /// g = torch.sin(torch.arange(32, dtype=torch.float32).reshape(1, 4, 4, 2).permute(0, 3, 1, 2) * 0.7)
+    /// F.interpolate(g, size=(2, 3), mode='bilinear', align_corners=False).permute(0, 2, 3, 1).reshape(-1)
+    /// ```
+    #[test]
+    fn position_grid_resizes_like_torch_bilinear() {
+        let dev = Device::Cpu;
+        let v: Vec<f32> = (0..32).map(|i| (i as f32 * 0.7).sin()).collect();
+        let pos = Tensor::from_vec(v, (1, 16, 2), &dev).unwrap();
+        let got: Vec<f32> = resize_position_grid(&pos, 4, 2, 3).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let want = [
+            -0.12615807f32, 0.42971116, 0.7080059, 0.45492333, -0.41672415, -0.77853566, -0.82541114, -0.6040687, 0.27534002,
+            0.6396264, 0.6142869, 0.11361843,
+        ];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-5, "{got:?}");
+        }
+        // the same size is the identity
+        let same = resize_position_grid(&pos, 4, 4, 4).unwrap();
+        assert!((same - &pos).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() < 1e-6);
+    }
+
+    #[test]
+    fn a_vit_takes_smaller_crops_and_trains_their_position_embeddings() {
+        let dev = Device::Cpu;
+        let params = crate::nn::Params::new(0);
+        let vit = VitConfig::default().init(params.builder(&dev)).unwrap();
+        let small = crate::rng::SeededRng::new(1).randn((2, 1, 14, 14), 1.0, &dev).unwrap();
+        let y = vit.forward(&small).unwrap();
+        assert_eq!(y.dims(), &[2, 64]);
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let pos = params.named_trainable_vars().into_iter().find(|(n, _)| n == "pos_embed").unwrap().1;
+        assert!(g.get(pos.as_tensor()).is_some());
+        let err = vit.forward(&crate::rng::SeededRng::new(1).randn((2, 1, 15, 14), 1.0, &dev).unwrap()).unwrap_err().to_string();
+        assert!(err.contains("multiples of the patch size 7") && err.contains("[2, 1, 15, 14]"), "{err}");
     }
 
     #[test]
