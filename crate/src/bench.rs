@@ -61,7 +61,7 @@ impl BenchConfig {
 pub struct BenchResult {
     /// `"sslab"`.
     pub framework: String,
-    /// `"cpu"` or `"cuda"`.
+    /// The device kind ([`crate::device::device_name`]).
     pub device: String,
     /// The model.
     pub model: BenchModel,
@@ -202,7 +202,7 @@ pub fn run_bench(cfg: &BenchConfig, dev: &Device) -> Result<BenchResult> {
     let gflop = 3.0 * forward_flop_per_image(cfg.model) * 2.0 * cfg.batch_size as f64 / 1e9;
     Ok(BenchResult {
         framework: "sslab".into(),
-        device: if dev.is_cpu() { "cpu".into() } else { "cuda".into() },
+        device: crate::device::device_name(dev).into(),
         model: cfg.model,
         batch_size: cfg.batch_size,
         step_s_median: step,

@@ -29,6 +29,15 @@ impl fmt::Display for DeviceChoice {
     }
 }
 
+/// A short name of the device kind: `"cpu"`, `"cuda"` or `"metal"`.
+pub fn device_name(dev: &Device) -> &'static str {
+    match dev {
+        Device::Cpu => "cpu",
+        Device::Cuda(_) => "cuda",
+        Device::Metal(_) => "metal",
+    }
+}
+
 /// Number of threads Candle's CPU kernels use (`RAYON_NUM_THREADS` or the core count).
 pub fn cpu_threads() -> usize {
     candle_core::utils::get_num_threads()
@@ -61,19 +70,12 @@ pub fn device() -> Result<DeviceChoice> {
 fn pick(required: bool) -> Result<DeviceChoice> {
     match Device::new_cuda(0) {
         Ok(device) => Ok(DeviceChoice { device, reason: "built with CUDA and a GPU is visible".into() }),
-        Err(e) if required => candle_core::bail!("{DEVICE_VAR}=cuda but no GPU could be opened: {}", first_line(&e)),
+        Err(e) if required => candle_core::bail!("{DEVICE_VAR}=cuda but no GPU could be opened: {}", crate::message(&e)),
         Err(e) => Ok(DeviceChoice {
             device: Device::Cpu,
-            reason: format!("built with CUDA, but no GPU could be opened ({})", first_line(&e)),
+            reason: format!("built with CUDA, but no GPU could be opened ({})", crate::message(&e)),
         }),
     }
-}
-
-/// The message of a Candle error without the backtrace it carries when
-/// `RUST_BACKTRACE` is set (as in the notebook kernel).
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
-fn first_line(e: &dyn fmt::Display) -> String {
-    e.to_string().lines().next().unwrap_or_default().trim().to_string()
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -105,8 +107,8 @@ mod tests {
 
     #[test]
     fn reasons_keep_the_message_and_drop_a_backtrace() {
-        let e = candle_core::Error::Msg("DriverError(CUDA_ERROR_NO_DEVICE)\n   0: <unknown>\n   1: main".into());
-        assert_eq!(first_line(&e), "DriverError(CUDA_ERROR_NO_DEVICE)");
+        let e = candle_core::Error::Msg("DriverError(CUDA_ERROR_NO_DEVICE)".into()).bt();
+        assert_eq!(crate::message(&e), "DriverError(CUDA_ERROR_NO_DEVICE)");
     }
 }
 

@@ -255,12 +255,8 @@ pub fn compare_devices(reference: &Device, other: &Device, seed: u64) -> Result<
             tolerance: TOLERANCE,
         });
     }
-    let describe = |d: &Device| match d {
-        Device::Cpu => "cpu".to_string(),
-        Device::Cuda(_) => "cuda".to_string(),
-        Device::Metal(_) => "metal".to_string(),
-    };
-    Ok(DeviceCheck { reference: describe(reference), other: describe(other), rows })
+    let name = |d: &Device| crate::device::device_name(d).to_string();
+    Ok(DeviceCheck { reference: name(reference), other: name(other), rows })
 }
 
 #[cfg(test)]

@@ -51,7 +51,8 @@ pub use moco::{moco, moco_logits};
 pub use negative_cosine::negative_cosine;
 pub use nt_xent::{nt_xent, nt_xent_breakdown, nt_xent_logits, NtXentBreakdown};
 pub use similarity::{cosine_similarity_matrix, l2_normalize};
-pub use vicreg::{vicreg, vicreg_covariance, vicreg_invariance, vicreg_variance};
+pub(crate) use similarity::row_cosine;
+pub use vicreg::{vicreg, vicreg_covariance, vicreg_invariance, vicreg_terms, vicreg_variance};
 
 use candle_core::{Result, Tensor, D};
 

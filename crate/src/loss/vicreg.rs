@@ -104,14 +104,28 @@ fn covariance(z: &Tensor) -> Result<Tensor> {
 /// If `z1`, `z2` are not both `(B, D)` with `B ≥ 2` and `D > 0`, or a
 /// coefficient is negative or not finite.
 pub fn vicreg(z1: &Tensor, z2: &Tensor, lambda: f64, mu: f64, nu: f64) -> Result<Tensor> {
-    check_pair("vicreg expects z1 and z2", z1, z2, 2)?;
     for (name, w) in [("lambda", lambda), ("mu", mu), ("nu", nu)] {
         check_weight("vicreg", name, w)?;
     }
+    let (inv, var, cov) = vicreg_terms(z1, z2)?;
+    ((inv * lambda)? + (var * mu)?)? + (cov * nu)?
+}
+
+/// The three unweighted terms of [`vicreg`], with gradients:
+/// `(s(z1, z2), ½(v(z1) + v(z2)), c(z1) + c(z2))`, ε = 1e-4. A training
+/// loop that reports the terms separately weights and sums these itself.
+///
+/// # Shapes
+/// `z1 (B, D)`, `z2 (B, D)` → three scalars.
+///
+/// # Errors
+/// If `z1`, `z2` are not both `(B, D)` with `B ≥ 2` and `D > 0`.
+pub fn vicreg_terms(z1: &Tensor, z2: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+    check_pair("vicreg expects z1 and z2", z1, z2, 2)?;
     let inv = (z1 - z2)?.sqr()?.mean_all()?;
     let var = ((variance(z1, EPS)? + variance(z2, EPS)?)? * 0.5)?;
     let cov = (covariance(z1)? + covariance(z2)?)?;
-    ((inv * lambda)? + (var * mu)?)? + (cov * nu)?
+    Ok((inv, var, cov))
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@
 use super::{split_views};
 use super::{load_teacher_state, teacher_state, Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
 use crate::augment::{byol as byol_augment, TwoViews};
-use crate::loss::{byol, l2_normalize};
+use crate::loss::{byol, l2_normalize, row_cosine};
 use crate::nn::{byol_prediction_head, byol_projection_head, cosine_momentum, EmaTeacher, Params, ProjectionHead};
 use crate::rng::SeededRng;
 use candle_core::{Device, ModuleT, Result, Tensor};
@@ -116,7 +116,9 @@ impl Method for Byol {
         let loss = if self.stop_gradient {
             (byol(&p1, &z2)? + byol(&p2, &z1)?)?
         } else {
-            (cosine_loss(&p1, &z2)? + cosine_loss(&p2, &z1)?)?
+            // BYOL's loss without its stop-gradient
+            let l = |p: &Tensor, z: &Tensor| row_cosine(p, z, "byol")?.affine(-2.0, 2.0)?.mean_all();
+            (l(&p1, &z2)? + l(&p2, &z1)?)?
         };
         // p·z' averaged over both terms: ℓ = 2 − 2 cos, so cos = 1 − L/4
         let swapped = Tensor::cat(&[z2, z1], 0)?;
@@ -149,12 +151,6 @@ impl Method for Byol {
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
         load_teacher_state(&self.teacher, state)
     }
-}
-
-/// `mean(2 − 2 cos(p, z))` with gradients to both sides (BYOL's loss without
-/// its stop-gradient, for the ablation).
-fn cosine_loss(p: &Tensor, z: &Tensor) -> Result<Tensor> {
-    (l2_normalize(p)? * l2_normalize(z)?)?.sum(1)?.affine(-2.0, 2.0)?.mean_all()
 }
 
 #[cfg(test)]

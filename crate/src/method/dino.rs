@@ -184,7 +184,7 @@ impl Method for Dino {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{feature_std_ratio, first_last, tiny, train_tiny};
+    use super::super::tests::{tiny_vit, feature_std_ratio, first_last, tiny, train_tiny};
     use super::*;
     use crate::method::MethodName;
 
@@ -246,18 +246,7 @@ mod tests {
     /// embeddings (`Vit::embed_patches`).
     #[test]
     fn dino_trains_a_vit_on_global_and_local_crops() {
-        let run = train_tiny(MethodName::Dino, 3, |c| {
-            c.encoder = crate::method::EncoderConfig::Vit(crate::nn::VitConfig {
-                image_size: 28,
-                patch_size: 7,
-                in_channels: 1,
-                dim: 16,
-                depth: 1,
-                heads: 2,
-                mlp_ratio: 2.0,
-                cls_token: true,
-            })
-        });
+        let run = train_tiny(MethodName::Dino, 3, |c| c.encoder = tiny_vit());
         assert_eq!(run.history().len(), 3);
         let _ = first_last(&run, 1);
     }

@@ -738,21 +738,26 @@ impl Pretrainer {
 mod tests {
     use super::*;
 
+    /// A one-block ViT 16 wide for 28×28 images (patches of 7).
+    pub(super) fn tiny_vit() -> EncoderConfig {
+        EncoderConfig::Vit(crate::nn::VitConfig {
+            image_size: 28,
+            patch_size: 7,
+            in_channels: 1,
+            dim: 16,
+            depth: 1,
+            heads: 2,
+            mlp_ratio: 2.0,
+            cls_token: true,
+        })
+    }
+
     /// A tiny configuration of `method` for tests (a 2-layer CNN, or a
     /// 1-block ViT for MAE; batch 8; 6 planned steps; a 64-key MoCo queue).
     pub(super) fn tiny(method: MethodName) -> PretrainConfig {
         let mut cfg = PretrainConfig::for_method(method);
         cfg.encoder = match method {
-            MethodName::Mae => EncoderConfig::Vit(crate::nn::VitConfig {
-                image_size: 28,
-                patch_size: 7,
-                in_channels: 1,
-                dim: 16,
-                depth: 1,
-                heads: 2,
-                mlp_ratio: 2.0,
-                cls_token: true,
-            }),
+            MethodName::Mae => tiny_vit(),
             _ => EncoderConfig::Cnn(crate::nn::CnnConfig { in_channels: 1, widths: vec![4, 8], batch_norm: false }),
         };
         cfg.batch_size = 8;

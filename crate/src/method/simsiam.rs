@@ -17,7 +17,7 @@
 use super::{stacked_views, split_views};
 use super::{Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
 use crate::augment::Compose;
-use crate::loss::{l2_normalize, negative_cosine};
+use crate::loss::{negative_cosine, row_cosine};
 use crate::nn::{simsiam_prediction_head, simsiam_projection_head, ProjectionHead};
 use crate::rng::SeededRng;
 use candle_core::{ModuleT, Result, Tensor};
@@ -69,7 +69,7 @@ impl Method for SimSiam {
                 negative_cosine(p, z)
             } else {
                 // the ablation: D(p, z) with a gradient through z as well
-                (l2_normalize(p)? * l2_normalize(z)?)?.sum(1)?.mean_all()?.neg()
+                row_cosine(p, z, "simsiam")?.mean_all()?.neg()
             }
         };
         let loss = ((d(&p1, &z2)? + d(&p2, &z1)?)? * 0.5)?;

@@ -17,7 +17,7 @@
 use super::{stacked_views, split_views};
 use super::{Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
 use crate::augment::Compose;
-use crate::loss::{vicreg, vicreg_covariance, vicreg_invariance, vicreg_variance};
+use crate::loss::vicreg_terms;
 use crate::nn::{vicreg_projection_head, ProjectionHead};
 use crate::rng::SeededRng;
 use candle_core::{ModuleT, Result, Tensor};
@@ -53,14 +53,12 @@ impl Method for VicReg {
         let z = self.projector.forward_t(&self.encoder.forward_t(&views, true)?, true)?;
         let (z1, z2) = split_views(&z)?;
         let (l, m, n) = VICREG_WEIGHTS;
-        let loss = vicreg(&z1, &z2, l, m, n)?;
-        let (d1, d2) = (z1.detach(), z2.detach());
-        let scalar = |t: Tensor| -> Result<f64> { Ok(f64::from(t.to_scalar::<f32>()?)) };
-        let metric = scalar(vicreg_invariance(&d1, &d2)?)?;
-        // as inside `vicreg`: the variance term averaged over the views, the covariance summed
-        let var = 0.5 * scalar((vicreg_variance(&d1, 1e-4)? + vicreg_variance(&d2, 1e-4)?)?)?;
-        let cov = scalar((vicreg_covariance(&d1)? + vicreg_covariance(&d2)?)?)?;
-        self.last_parts = vec![("invariance λ·s", l * metric), ("variance μ·v", m * var), ("covariance ν·c", n * cov)];
+        // the loss of `loss::vicreg`, from its terms, which are also reported
+        let (inv, var, cov) = vicreg_terms(&z1, &z2)?;
+        let loss = (((&inv * l)? + (&var * m)?)? + (&cov * n)?)?;
+        let scalar = |t: &Tensor| -> Result<f64> { Ok(f64::from(t.to_scalar::<f32>()?)) };
+        let metric = scalar(&inv)?;
+        self.last_parts = vec![("invariance λ·s", l * metric), ("variance μ·v", m * scalar(&var)?), ("covariance ν·c", n * scalar(&cov)?)];
         Ok(StepOutput { loss, metric })
     }
 
