@@ -51,7 +51,7 @@ pub use compose::{Compose, MultiCrop, TwoViews};
 pub use crop::{resized_crop, CropBox, RandomResizedCrop};
 pub use cutout::Cutout;
 pub use flip::{HorizontalFlip, VerticalFlip};
-pub use presets::{blur_kernel_for, byol, digits, dino, simclr, time_series};
+pub use presets::{blur_kernel_for, byol, digits, dino, dino_digits, simclr, time_series};
 pub use series::{Jitter, RandomCrop1d, Scaling};
 
 use crate::rng::SeededRng;

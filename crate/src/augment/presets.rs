@@ -114,6 +114,21 @@ pub fn dino(global_size: usize, local_size: usize, n_local: usize) -> MultiCrop 
     }
 }
 
+/// DINO's multi-crop for small gray-scale digits: the [`digits`] pipeline
+/// for the 2 global views of `global_size` (crop scale 0.4–1) and for the
+/// `n_local` local views of `local_size` (crop scale 0.2–0.4: below a fifth
+/// of a 28×28 digit a crop is a blank corner or a stroke fragment). No flip,
+/// no solarisation, no colour steps, for the reasons given at [`digits`].
+pub fn dino_digits(global_size: usize, local_size: usize, n_local: usize) -> MultiCrop {
+    let view = |size, scale| {
+        Compose::new()
+            .then(crop(size, scale))
+            .then(ColorJitter { brightness: 0.4, contrast: 0.4, saturation: 0.0, hue: 0.0, p: 0.8 })
+            .then(blur(size, 0.5))
+    };
+    MultiCrop { global: view(global_size, (0.4, 1.0)), local: view(local_size, (0.2, 0.4)), n_global: 2, n_local }
+}
+
 /// A time-series pipeline after \[3]: crop a window of `length` samples, scale
 /// each channel by `N(1, 0.1²)`, add `N(0, 0.05²)` noise.
 ///

@@ -461,6 +461,49 @@ pub fn collapse_table(runs: &[(&str, &crate::train::History)], dim: usize) -> Ta
     t
 }
 
+/// DINO's two collapses (Caron et al. 2021, §5.3), read from each run's
+/// history: one row per run with the entropy of the batch's mean teacher
+/// distribution (the run's metric: how many prototypes the batch uses), each
+/// image's teacher entropy at the first and the last steps, and the
+/// teacher–student KL divergence at the end, all smoothed over 10 steps, and
+/// a verdict against `ln K` for `prototypes = K`:
+///
+/// * **uniform**: each image's teacher distribution is within 5 % of `ln K` —
+///   the teacher says nothing about the image (too little sharpening);
+/// * **few prototypes**: the batch's mean distribution has an entropy below
+///   half of `ln K` — a handful of prototypes take every image (no centering);
+/// * **no**: neither.
+pub fn dino_collapse_table(runs: &[(&str, &crate::train::History)], prototypes: usize) -> Table {
+    let ln_k = (prototypes.max(1) as f64).ln();
+    let mut t = Table::new(&[
+        "run",
+        "teacher entropy of the batch mean, end",
+        "teacher entropy per image, step 1",
+        "per image, end",
+        "KL(teacher ‖ student), end",
+        "collapse?",
+    ])
+    .caption(&format!("entropies in nats; K = {prototypes} prototypes, ln K = {ln_k:.2} (uniform)"));
+    for (name, h) in runs {
+        let per_image = h.smoothed_part("teacher entropy per image", 10);
+        let kl = h.smoothed_part("KL(teacher ‖ student)", 10);
+        let batch = h.smoothed_metric(10);
+        let (Some(first), Some(end), Some(kl), Some(&(_, batch))) = (per_image.first(), per_image.last(), kl.last(), batch.last()) else {
+            t.push(&[name.to_string(), "n/a".into(), "n/a".into(), "n/a".into(), "n/a".into(), "not recorded (not a dino run?)".into()]);
+            continue;
+        };
+        let verdict = if end.1 > 0.95 * ln_k {
+            "uniform"
+        } else if batch < 0.5 * ln_k {
+            "few prototypes"
+        } else {
+            "no"
+        };
+        t.push(&[name.to_string(), format!("{batch:.2}"), format!("{:.2}", first.1), format!("{:.2}", end.1), format!("{:.3}", kl.1), verdict.into()]);
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,6 +551,33 @@ mod tests {
     /// #   0.780302157875802, 0.25591178388620145, 4.13e-07] 0.03262685967489126
     /// #   0.18035957511965128 -1.8279561070106143 -1.992937570211026 -1.3247015198444667
     /// ```
+    /// The verdicts of [`dino_collapse_table`] on made-up histories: a run
+    /// at ln K per image is uniform, one whose batch uses few prototypes is
+    /// the other collapse, a run with neither is healthy, and a history
+    /// without DINO's parts says so.
+    #[test]
+    fn dino_collapse_table_tells_the_two_collapses_apart() {
+        let k = 64usize;
+        let ln_k = (k as f64).ln();
+        let run = |batch: f64, per_image: f64| {
+            let mut h = crate::train::History::new("dino", "teacher entropy");
+            for s in 0..20 {
+                h.push(s, 1.0, batch);
+                h.push_parts(&[("teacher entropy per image", if s == 0 { 2.0 } else { per_image }), ("KL(teacher ‖ student)", 0.25)]);
+            }
+            h
+        };
+        let (flat, few, ok) = (run(ln_k, 0.99 * ln_k), run(0.3 * ln_k, 0.2), run(0.9 * ln_k, 0.5 * ln_k));
+        let empty = crate::train::History::new("simclr", "accuracy");
+        let t = dino_collapse_table(&[("flat", &flat), ("few", &few), ("ok", &ok), ("simclr", &empty)], k).to_string();
+        let verdict = |name: &str| t.lines().find(|l| l.starts_with(name)).unwrap().rsplit('|').next().unwrap().trim().to_string();
+        assert_eq!(verdict("flat"), "uniform");
+        assert_eq!(verdict("few"), "few prototypes");
+        assert_eq!(verdict("ok"), "no");
+        assert!(verdict("simclr").contains("not recorded"));
+        assert!(t.contains("ln K = 4.16") && t.contains("0.250"), "{t}");
+    }
+
     #[test]
     fn collapse_diagnostics_match_torch() {
         #[allow(clippy::type_complexity)]

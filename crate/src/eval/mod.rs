@@ -18,7 +18,7 @@ mod knn;
 mod label_efficiency;
 
 pub use collapse::{
-    alignment, collapse_report, collapse_table, effective_rank, embedding_std, singular_values, symmetric_eigen, uniformity,
+    alignment, collapse_report, collapse_table, dino_collapse_table, effective_rank, embedding_std, singular_values, symmetric_eigen, uniformity,
     CollapseReport, CrossCorrelation, MAX_EIGEN_DIM,
 };
 pub use compare::{train_end_to_end, Comparison, ComparisonRow, FewLabelProtocol};

@@ -199,6 +199,12 @@ pub struct PretrainConfig {
     /// Absent in old checkpoints: `None`.
     #[serde(default)]
     pub teacher_temperature: Option<f64>,
+    /// DINO: the number of local crops, or `None` for
+    /// [`dino::DINO_LOCAL_VIEWS`] (4). `Some(0)` trains on the two global
+    /// views only (the multi-crop ablation of Caron et al. 2021, table 5).
+    /// Absent in old checkpoints: `None`.
+    #[serde(default)]
+    pub local_crops: Option<usize>,
 }
 
 fn yes() -> bool {
@@ -301,6 +307,7 @@ impl PretrainConfig {
             stop_gradient: true,
             centering: true,
             teacher_temperature: None,
+            local_crops: None,
         };
         let adamw2 = OptimizerConfig::adamw(2e-3, 1e-4);
         match method {
@@ -358,8 +365,8 @@ impl PretrainConfig {
         if !(0.0..=1.0).contains(&self.ema_momentum) {
             candle_core::bail!("ema_momentum must be in [0, 1], got {}", self.ema_momentum);
         }
-        if (!self.centering || self.teacher_temperature.is_some()) && self.method != MethodName::Dino {
-            candle_core::bail!("centering = false / teacher_temperature apply to dino only, not {}", self.method);
+        if (!self.centering || self.teacher_temperature.is_some() || self.local_crops.is_some()) && self.method != MethodName::Dino {
+            candle_core::bail!("centering = false / teacher_temperature / local_crops apply to dino only, not {}", self.method);
         }
         if let Some(t) = self.teacher_temperature {
             if !(t.is_finite() && t > 0.0) {
@@ -658,6 +665,28 @@ impl Pretrainer {
         crate::eval::map_batches(images, 256, "images", |x| self.method.encode(&x.to_device(&self.device)?, false))
     }
 
+    /// Where the \[CLS\] token of a ViT encoder's last block attends: for
+    /// each image, its attention weights over the patches, averaged over the
+    /// heads (row-major patch order), on the CPU — the maps of DINO's figure 1,
+    /// for [`crate::plot::attention_grid`]. An error naming the encoder when
+    /// it is not a ViT with a \[CLS\] token.
+    ///
+    /// # Shapes
+    /// `images (B, C, H, W)` → `(B, H/p · W/p)` for patch size `p`.
+    pub fn cls_attention(&self, images: &Tensor) -> Result<Tensor> {
+        let vit = match self.method.encoder() {
+            Encoder::Vit(v) if v.config().cls_token => v,
+            Encoder::Vit(_) => candle_core::bail!("cls_attention: this ViT has no [CLS] token (cls_token = false)"),
+            Encoder::Cnn(_) => candle_core::bail!("cls_attention needs a ViT encoder, this {} run has the small CNN", self.config.method),
+            Encoder::ResNet(_) => candle_core::bail!("cls_attention needs a ViT encoder, this {} run has a ResNet", self.config.method),
+        };
+        crate::eval::map_batches(images, 256, "images", |x| {
+            let a = vit.attention_maps(&x.to_device(&self.device)?)?; // (B, heads, L, L)
+            let l = a.dim(3)?;
+            a.narrow(2, 0, 1)?.narrow(3, 1, l - 1)?.mean(1)?.squeeze(1)
+        })
+    }
+
     /// The embeddings the method's loss compares (SimCLR's projections
     /// `z = g(f(x))`), in evaluation mode, in batches; an error naming the
     /// method when it has none.
@@ -779,6 +808,23 @@ mod tests {
         let mut run = Pretrainer::new(cfg, (1, 28, 28), &Device::Cpu).unwrap();
         run.train_for(steps, &data).unwrap();
         run
+    }
+
+    /// A ViT's [CLS] attention over the patches, one row per image, averaged
+    /// over heads: positive weights that, with the [CLS] column left out,
+    /// sum to less than 1; a CNN run says it has no attention.
+    #[test]
+    fn cls_attention_is_one_row_of_patch_weights_per_image() {
+        let run = train_tiny(MethodName::Dino, 2, |c| c.encoder = tiny_vit());
+        let x = crate::data::shapes(3, 1).unwrap().images;
+        let a = run.cls_attention(&x).unwrap();
+        assert_eq!(a.dims(), &[3, 16]); // 28/7 = 4 × 4 patches
+        for row in a.to_vec2::<f32>().unwrap() {
+            let sum: f32 = row.iter().sum();
+            assert!(row.iter().all(|&w| w > 0.0) && sum > 0.0 && sum < 1.0, "{row:?}");
+        }
+        let cnn = train_tiny(MethodName::Dino, 2, |_| {});
+        assert!(cnn.cls_attention(&x).unwrap_err().to_string().contains("needs a ViT encoder, this dino run has the small CNN"));
     }
 
     /// SimCLR's embeddings are its projections `head_out` wide, the same in

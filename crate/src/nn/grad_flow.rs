@@ -100,7 +100,7 @@ fn nn_grad_flow_every_model_and_head_trains_every_parameter() {
     for (name, ctor) in heads {
         run(name, &|p| ctor(6, 10, 4, p.builder(&dev)).unwrap().forward_t(&feats, true).unwrap());
     }
-    run("dino", &|p| dino_head(6, 10, 4, 12, p.builder(&dev)).unwrap().forward_t(&feats, true).unwrap());
+    run("dino", &|p| dino_head(6, 10, 4, 12, true, p.builder(&dev)).unwrap().forward_t(&feats, true).unwrap());
     run("layer_norm", &|p| LayerNorm::new(6, 1e-5, p.builder(&dev)).unwrap().forward(&feats).unwrap());
     assert!(bad.is_empty(), "parameters without gradient:\n{}", bad.join("\n"));
 }

@@ -197,14 +197,17 @@ pub fn moco_projection_head(in_dim: usize, hidden: usize, out: usize, vb: VarBui
 /// DINO head \[6\]: a GELU MLP to a bottleneck, L2 normalisation, and a
 /// weight-normalised linear layer without bias whose norm is fixed to 1
 /// (lightly's `norm_last_layer=True`): only the direction `V` (`last_layer.weight_v`) is learnt.
+/// Optionally with batch norm after the MLP's two hidden layers (lightly's
+/// `DINOProjectionHead(batch_norm=True)`, DINO's `--use_bn_in_head`).
 pub struct DinoHead {
     mlp: ProjectionHead,
     v: Tensor,
 }
 
-/// Builds a [`DinoHead`] (parameters `mlp.layers.{i}`, `last_layer.weight_v (out, bottleneck)` under `vb`).
-pub fn dino_head(in_dim: usize, hidden: usize, bottleneck: usize, out: usize, vb: VarBuilder) -> Result<DinoHead> {
-    let gelu_layer = |i, o| ProjectionLayer { in_dim: i, out_dim: o, batch_norm: false, affine: true, activation: Activation::Gelu };
+/// Builds a [`DinoHead`] (parameters `mlp.layers.{i}`, `last_layer.weight_v (out, bottleneck)` under `vb`),
+/// with affine batch norm in the two hidden layers if `batch_norm`.
+pub fn dino_head(in_dim: usize, hidden: usize, bottleneck: usize, out: usize, batch_norm: bool, vb: VarBuilder) -> Result<DinoHead> {
+    let gelu_layer = |i, o| ProjectionLayer { in_dim: i, out_dim: o, batch_norm, affine: true, activation: Activation::Gelu };
     let mlp = projection_head(
         &[gelu_layer(in_dim, hidden), gelu_layer(hidden, hidden), ProjectionLayer::new(hidden, bottleneck, false, false)],
         vb.pp("mlp"),
@@ -280,8 +283,18 @@ mod tests {
             assert_eq!(h.out_dim(), 4);
         }
         let p = Params::new(0);
-        let d = dino_head(8, 16, 6, 10, p.builder(&dev).pp("dino")).unwrap();
+        let d = dino_head(8, 16, 6, 10, false, p.builder(&dev).pp("dino")).unwrap();
         assert_eq!(count_params(&p), 578);
+        // with batch norm: the hidden biases (2 × 16) become γ and β (2 × 2 × 16)
+        let pb = Params::new(0);
+        let db = dino_head(8, 16, 6, 10, true, pb.builder(&dev).pp("dino")).unwrap();
+        assert_eq!(count_params(&pb), 578 + 32);
+        // the batch norm removes what every image shares: a common offset added
+        // to all inputs changes nothing in train mode (without it, it does)
+        let shifted = x.broadcast_add(&Tensor::ones((1, 8), x.dtype(), &dev).unwrap().affine(3.0, 0.0).unwrap()).unwrap();
+        let gap = |h: &DinoHead| (h.forward_t(&x, true).unwrap() - h.forward_t(&shifted, true).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(gap(&db) < 1e-3, "{}", gap(&db));
+        assert!(gap(&d) > 1e-2, "{}", gap(&d));
         assert_eq!(d.forward_t(&x, true).unwrap().dims(), &[4, 10]);
         // DINO logits are cosines: |z·ŵ| <= 1
         let m = d.forward_t(&x, true).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();

@@ -548,6 +548,34 @@ fn format_value(v: f32) -> String {
 /// `image (C, H, W)`, C = 1 or 3, values in [0, 1], `H` and `W` multiples of
 /// `patch`; `attn (H/patch · W/patch,)`.
 pub fn attention_overlay(image: &Tensor, attn: &Tensor, patch: usize) -> Result<ImageGrid> {
+    let tiles = overlay_tiles(image, attn, patch)?;
+    Ok(ImageGrid::new(&tiles)?.captions(["image", "attention", "overlay"]).columns(3))
+}
+
+/// [`attention_overlay`] for a batch: one column per image, with the images
+/// in the first row, their attention heat maps in the second and the blend
+/// in the third (each heat map min–max normalised on its own).
+///
+/// # Shapes
+/// `images (B, C, H, W)`, `attn (B, H/patch · W/patch)` (e.g. from
+/// [`crate::method::Pretrainer::cls_attention`]).
+pub fn attention_grid(images: &Tensor, attn: &Tensor, patch: usize) -> Result<ImageGrid> {
+    let b = match images.dims() {
+        &[b, _, _, _] if b > 0 => b,
+        d => candle_core::bail!("attention_grid expects images (B, C, H, W) with B > 0, got {d:?}"),
+    };
+    if attn.rank() != 2 || attn.dim(0)? != b {
+        candle_core::bail!("attention_grid: {b} images need attention of shape ({b}, patches), got {:?}", attn.dims());
+    }
+    let tiles: Vec<Tensor> = (0..b).map(|i| overlay_tiles(&images.get(i)?, &attn.get(i)?, patch)).collect::<Result<_>>()?;
+    // (B, 3, C, H, W) → (3, B, C, H, W): row k holds tile k of every image
+    let grid = Tensor::stack(&tiles, 0)?.transpose(0, 1)?.contiguous()?.flatten_to(1)?;
+    let captions = (0..3 * b).map(|i| if i % b == 0 { ["image", "attention", "overlay"][i / b] } else { "" });
+    Ok(ImageGrid::new(&grid)?.captions(captions).columns(b))
+}
+
+/// The image, its heat map and their blend, `(3, 3, H, W)`.
+fn overlay_tiles(image: &Tensor, attn: &Tensor, patch: usize) -> Result<Tensor> {
     let (c, h, w) = match image.dims() {
         &[c, h, w] if (c == 1 || c == 3) && h > 0 && w > 0 => (c, h, w),
         d => candle_core::bail!("attention_overlay expects an image (C, H, W) with C = 1 or 3, got {d:?}"),
@@ -589,8 +617,7 @@ pub fn attention_overlay(image: &Tensor, attn: &Tensor, patch: usize) -> Result<
     };
     let heat = Tensor::from_vec(heat, (3, h, w), &Device::Cpu)?;
     let overlay = ((&img * 0.5)? + (&heat * 0.5)?)?;
-    let grid = Tensor::stack(&[&img, &heat, &overlay], 0)?;
-    Ok(ImageGrid::new(&grid)?.captions(["image", "attention", "overlay"]).columns(3))
+    Tensor::stack(&[&img, &heat, &overlay], 0)
 }
 
 #[cfg(test)]
@@ -701,5 +728,35 @@ mod tests {
         assert!(attention_overlay(&img, &attn, 3).unwrap_err().to_string().contains("3 × 3"));
         let nan = Tensor::new(&[0f32, f32::NAN, 0.0, 0.0], &Device::Cpu).unwrap();
         assert!(attention_overlay(&img, &nan, 4).unwrap_err().to_string().contains("patch 1 (row 0, column 1)"));
+    }
+
+    /// Two images, one column each: images in row 0, heat maps in row 1,
+    /// overlays in row 2; one image is [`attention_overlay`] laid out in a column.
+    #[test]
+    fn attention_grid_puts_each_image_in_a_column() {
+        let dev = Device::Cpu;
+        let imgs = Tensor::cat(&[Tensor::full(0.2f32, (1, 1, 8, 8), &dev).unwrap(), Tensor::full(0.6f32, (1, 1, 8, 8), &dev).unwrap()], 0).unwrap();
+        let attn = Tensor::new(&[[0f32, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]], &dev).unwrap();
+        let grid = attention_grid(&imgs, &attn, 4).unwrap().scale(1);
+        assert_eq!(grid.len(), 6);
+        let mut reader = png::Decoder::new(std::io::Cursor::new(grid.to_png().unwrap())).read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        let px = |row: usize, col: usize, y: usize, x: usize| {
+            let (py, pxx) = (2 + row * (8 + 2) + y, 2 + col * (8 + 2) + x);
+            let i = (py * info.width as usize + pxx) * 3;
+            [buf[i], buf[i + 1], buf[i + 2]]
+        };
+        assert_eq!(px(0, 0, 0, 0), [51, 51, 51]);
+        assert_eq!(px(0, 1, 0, 0), [153, 153, 153]);
+        assert_eq!(px(1, 0, 0, 6), [253, 231, 37]); // image 0 attends to its top right patch
+        assert_eq!(px(1, 1, 6, 1), [253, 231, 37]); // image 1 to its bottom left one
+        assert_eq!(px(1, 1, 0, 6), [68, 1, 84]);
+        assert_eq!(px(2, 0, 0, 6), [152, 141, 44]);
+        let one = attention_grid(&imgs.narrow(0, 0, 1).unwrap(), &attn.narrow(0, 0, 1).unwrap(), 4).unwrap().columns(3);
+        let img0 = imgs.get(0).unwrap();
+        assert_eq!(one.to_png().unwrap(), attention_overlay(&img0, &attn.get(0).unwrap(), 4).unwrap().to_png().unwrap());
+        assert!(attention_grid(&imgs, &attn.narrow(0, 0, 1).unwrap(), 4).unwrap_err().to_string().contains("(2, patches)"));
+        assert!(attention_grid(&img0, &attn, 4).unwrap_err().to_string().contains("(B, C, H, W)"));
     }
 }

@@ -21,7 +21,7 @@ mod scatter;
 mod table;
 
 pub use bar::BarChart;
-pub use heatmap::{attention_overlay, diverging_color, sequential_color, ColorMap, Heatmap};
+pub use heatmap::{attention_grid, attention_overlay, diverging_color, sequential_color, ColorMap, Heatmap};
 pub use image::ImageGrid;
 pub use line::{LinePlot, Timeline};
 pub use scatter::{pca_2d, ScatterPlot};
