@@ -55,6 +55,7 @@ pub mod device;
 pub mod device_check;
 pub mod eval;
 pub mod method;
+pub mod multimodal;
 pub mod language;
 pub mod loss;
 pub mod nn;
@@ -84,7 +85,7 @@ pub fn message(e: &Error) -> String {
 /// Everything a notebook's setup cell needs, in one `use sslab::prelude::*;`.
 pub mod prelude {
     pub use crate::augment::{Compose, Transform, TwoViews};
-    pub use crate::config::{ContrastiveConfig, ImagePretextConfig, Profile, SequencePretextConfig, TextPretextConfig, WhySslConfig};
+    pub use crate::config::{ContrastiveConfig, ImagePretextConfig, MultimodalConfig, Profile, SequencePretextConfig, TextPretextConfig, WhySslConfig};
     pub use crate::data::{data_dir, DataSpec, ImageDataset, LabelledData, SeriesDataset, TextCorpus, Tokenizer, TokenizerKind};
     pub use crate::device::{device, DeviceChoice};
     pub use crate::eval::{collapse_report, knn_accuracy, linear_probe, Comparison, FewLabelProtocol, KnnConfig, ProbeConfig};

@@ -20,12 +20,16 @@
 //! `text:tinyshakespeare/input.txt`. Synthetic videos ([`synthetic_video`])
 //! have no spec: they are only generated in code.
 
+mod captions;
 mod idx;
 mod shapes;
 mod synthetic;
 mod text;
 mod ucr;
 
+pub use captions::{
+    captioned_shapes, shape_colour, Attribute, Attributes, CaptionedImages, CAPTION_COLOURS, CAPTION_POSITIONS, CAPTION_SHAPES, CAPTION_SIZES,
+};
 pub use idx::{load_idx_images, read_idx, Idx};
 pub use shapes::{class_tint, shapes, tint_by_class, SHAPE_CLASSES};
 pub use synthetic::{

@@ -57,6 +57,34 @@ pub fn clip(image: &Tensor, text: &Tensor, temperature: f64) -> Result<Tensor> {
     (per_image + per_text)? * 0.5
 }
 
+/// CLIP's largest logit scale: `exp(s)` is clamped at 100 (Radford et al.
+/// 2021, §2.5), a temperature of 0.01.
+pub const CLIP_MAX_LOGIT_SCALE: f64 = 100.0;
+
+/// [`clip`] with CLIP's learnable temperature: `S = min(exp(s), 100) · I·Tᵀ`
+/// for a scalar parameter `s` (`logit_scale`, initialised to `ln(1/0.07)` in
+/// CLIP). Differentiable in `s`; above the clamp its gradient is 0, as in
+/// torch's `clamp(max=100)`.
+///
+/// # Shapes
+/// `image (B, D)`, `text (B, D)`, `logit_scale` a scalar `()` or `(1,)` → scalar.
+///
+/// # Errors
+/// As [`clip`], and if `logit_scale` holds more than one value.
+pub fn clip_with_logit_scale(image: &Tensor, text: &Tensor, logit_scale: &Tensor) -> Result<Tensor> {
+    check_pair("clip expects image and text", image, text, 2)?;
+    if logit_scale.elem_count() != 1 {
+        candle_core::bail!("clip: logit_scale must be a single value, got shape {:?}", logit_scale.dims());
+    }
+    let scale = logit_scale.flatten_all()?.exp()?.clamp(0.0, CLIP_MAX_LOGIT_SCALE)?;
+    let s = l2_normalize(image)?.matmul(&l2_normalize(text)?.t()?)?.broadcast_mul(&scale.reshape((1, 1))?)?;
+    let b = s.dim(0)?;
+    let labels = Tensor::arange(0u32, b as u32, s.device())?;
+    let per_image = cross_entropy(&s, &labels)?;
+    let per_text = cross_entropy(&s.t()?.contiguous()?, &labels)?;
+    (per_image + per_text)? * 0.5
+}
+
 #[cfg(test)]
 // golden values are pasted as Python printed them (8–9 significant digits)
 #[allow(clippy::excessive_precision)]
@@ -92,6 +120,34 @@ mod tests {
         assert_grad(&g, &img, &[-0.0095674954, -0.040962748, -0.059918359, -0.058811858, -0.033365667, 0.016540855], 2.19470954);
         #[rustfmt::skip]
         assert_grad(&g, &txt, &[0.1849784, 0.082280666, -0.014154583, -0.092662215, -0.1448468, -0.16660136], 2.04869533);
+    }
+
+    /// Reference: the same inputs with CLIP's learnable scale (torch 2.15, CPU, f32).
+    ///
+    /// ```python
+    /// logit_scale = torch.tensor(math.log(1 / 0.07)).requires_grad_()
+    /// logits = logit_scale.exp().clamp(max=100) * I_e @ T_e.T
+    /// loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2; loss.backward()
+    /// loss.item(), logit_scale.grad.item(), img.grad.norm()   # 11.5419235, 11.226037, 2.1947093
+    /// ls2 = torch.tensor(math.log(200.0)).requires_grad_()      # above the clamp
+    /// ...                                                       # 79.800987, grad 0.0
+    /// ```
+    #[test]
+    fn clip_with_logit_scale_matches_torch_and_clamps() {
+        let img = wave_var(48, 0.37, 0.1, false, &[6, 8]);
+        let txt = wave_var(48, 0.23, 0.0, true, &[6, 8]);
+        let s = candle_core::Var::new((1.0f32 / 0.07).ln(), &Device::Cpu).unwrap();
+        let loss = clip_with_logit_scale(img.as_tensor(), txt.as_tensor(), s.as_tensor()).unwrap();
+        assert_close(&[scalar(&loss)], &[11.541_924], 1e-4);
+        let g = loss.backward().unwrap();
+        assert_close(&[scalar(g.get(s.as_tensor()).unwrap())], &[11.226_037], 1e-4);
+        assert_grad(&g, &img, &[-0.0095674954, -0.040962748, -0.059918359, -0.058811858, -0.033365667, 0.016540855], 2.19470954);
+        let high = candle_core::Var::new(200f32.ln(), &Device::Cpu).unwrap();
+        let loss = clip_with_logit_scale(img.as_tensor(), txt.as_tensor(), high.as_tensor()).unwrap();
+        assert_close(&[scalar(&loss)], &[79.800_987], 1e-4);
+        assert_eq!(scalar(loss.backward().unwrap().get(high.as_tensor()).unwrap()), 0.0);
+        let two = Tensor::new(&[1f32, 2.0], &Device::Cpu).unwrap();
+        assert!(clip_with_logit_scale(img.as_tensor(), txt.as_tensor(), &two).unwrap_err().to_string().contains("logit_scale"));
     }
 
     #[test]

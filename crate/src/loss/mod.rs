@@ -44,7 +44,7 @@ pub(crate) mod test_util;
 
 pub use barlow_twins::{barlow_twins, cross_correlation};
 pub use byol::byol;
-pub use clip::{clip, clip_logits};
+pub use clip::{clip, clip_logits, clip_with_logit_scale, CLIP_MAX_LOGIT_SCALE};
 pub use dino::{dino, dino_update_center};
 pub use info_nce::{info_nce, info_nce_logits};
 pub use moco::{moco, moco_logits};
