@@ -333,6 +333,21 @@ impl Clip {
         self.encode_images(images)?.matmul(&self.encode_texts(captions)?.t()?)
     }
 
+    /// The cosine similarities of `pairs`' images (rows) and captions
+    /// (columns) as an annotated heat map, numbered from 1, with the
+    /// matching pairs outlined: CLIP's training target is its diagonal.
+    pub fn similarity_heatmap(&self, pairs: &CaptionedImages, title: &str) -> Result<crate::plot::Heatmap> {
+        let n = pairs.len();
+        let numbers: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
+        Ok(crate::plot::Heatmap::new(&self.similarity(&pairs.images, &pairs.captions())?)?
+            .title(title)
+            .labels(&numbers, &numbers)
+            .x_label("caption")
+            .y_label("image")
+            .outline((0..n).map(|i| (i, i)))
+            .annotate(true))
+    }
+
     /// One embedding per value of `attribute`, `(values, E)`.
     fn class_embeddings(&self, attribute: Attribute, prompts: &Prompts) -> Result<Tensor> {
         let values = attribute.values();
@@ -420,6 +435,55 @@ impl Clip {
         let (image_to_text, text_to_image) = ks.iter().map(|&k| recall(k)).unzip();
         Ok(Retrieval { ks: ks.to_vec(), image_to_text, text_to_image, captions: distinct.len(), images: data.len() })
     }
+}
+
+impl Prompts {
+    /// The single template of `attribute`: a full caption with the other
+    /// three attributes fixed at their first values ("a small red {} on the
+    /// left" for the shape).
+    pub fn template(attribute: Attribute) -> Prompts {
+        // "a small red circle on the left": each first value appears once in it
+        let caption = Attributes { shape: 0, colour: 0, size: 0, position: 0 }.caption();
+        Prompts::Template(caption.replacen(attribute.values()[0], "{}", 1))
+    }
+}
+
+/// Zero-shot accuracy of each attribute on `data`, for each model, with the
+/// single [`Prompts::template`] and with the [`Prompts::Ensemble`], beside
+/// the chance level (one over the number of values).
+pub fn zero_shot_table(models: &[(&str, &Clip)], data: &CaptionedImages) -> Result<crate::plot::Table> {
+    let mut header = vec!["attribute".to_string(), "template".to_string(), "chance".to_string()];
+    for (name, _) in models {
+        header.push(format!("{name}: template"));
+        header.push(format!("{name}: ensemble"));
+    }
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut t = crate::plot::Table::new(&header).caption(&format!("zero-shot accuracy on {} test images: no labelled example, only text", data.len()));
+    for at in Attribute::ALL {
+        let template = Prompts::template(at);
+        let Prompts::Template(words) = &template else { unreachable!() };
+        let mut row = vec![at.to_string(), format!("\"{words}\""), format!("{:.1} %", 100.0 / at.values().len() as f64)];
+        for (_, m) in models {
+            row.push(format!("{:.1} %", 100.0 * m.zero_shot_accuracy(data, at, &template)?));
+            row.push(format!("{:.1} %", 100.0 * m.zero_shot_accuracy(data, at, &Prompts::Ensemble)?));
+        }
+        t.push(&row);
+    }
+    Ok(t)
+}
+
+/// [`CaptionScores`] side by side: one row per set of images.
+pub fn caption_table(rows: &[(&str, &CaptionScores)]) -> crate::plot::Table {
+    let mut header = vec!["images".to_string(), "n".to_string(), "exact caption".to_string()];
+    header.extend(Attribute::ALL.iter().map(|a| format!("{a} right")));
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut t = crate::plot::Table::new(&header).caption("each image's best caption among all 128 (chance: exact 0.8 %; shape and colour 25 %, size 50 %, position 25 %)");
+    for (name, s) in rows {
+        let mut row = vec![name.to_string(), s.images.to_string(), format!("{:.1} %", 100.0 * s.exact)];
+        row.extend(s.per_attribute.iter().map(|(_, v)| format!("{:.1} %", 100.0 * v)));
+        t.push(&row);
+    }
+    t
 }
 
 /// Indices of the `k` largest values, largest first.
@@ -523,9 +587,18 @@ mod tests {
         assert_eq!(scores.per_attribute.len(), 4);
         assert!(scores.per_attribute.iter().all(|(_, a)| *a >= scores.exact));
         assert!(r.table().to_string().contains("image → text"));
+        let untrained = Clip::new(tiny(), &Device::Cpu).unwrap();
+        let t = zero_shot_table(&[("untrained", &untrained), ("trained", &m)], &test).unwrap().to_string();
+        assert!(t.contains("\"a small {} circle on the left\"") && t.contains("\"a small red circle {}\"") && t.contains("trained: ensemble"), "{t}");
+        let c = caption_table(&[("seen", &scores)]).to_string();
+        assert!(c.contains("shape right") && c.contains(&format!("{:.1} %", 100.0 * scores.exact)), "{c}");
         let mut again = Clip::new(tiny(), &Device::Cpu).unwrap();
         again.train_for(3, &data).unwrap();
         assert_eq!(&again.history().loss[..], &m.history().loss[..3]);
+        let h = m.similarity_heatmap(&test.take(5).unwrap(), "s").unwrap();
+        assert_eq!(h.shape(), (5, 5));
+        let sim = m.similarity(&test.take(5).unwrap().images, &test.take(5).unwrap().captions()).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(h.value(2, 3), Some(sim[2][3]));
         let top = m.describe(&test.images.narrow(0, 0, 2).unwrap(), 3).unwrap();
         assert_eq!((top.len(), top[0].len()), (2, 3));
         assert!(top[0][0].1 >= top[0][1].1);
