@@ -443,6 +443,27 @@ impl ContrastiveConfig {
         cfg
     }
 
+    /// Section 25.6's benchmark: every method that trains on one-channel
+    /// images, 3 seeds, the same step budget for all — 150 steps of 128
+    /// images (`cpu`), 2 of 16 (`smoke`), 1,000 of 256 with ResNet-18 (`gpu`).
+    pub fn benchmark(&self) -> crate::eval::BenchmarkConfig {
+        let (steps, batch_size) = match self.profile {
+            Profile::Smoke => (2, 16),
+            Profile::Cpu => (150, 128),
+            Profile::Gpu => (1000, 256),
+        };
+        crate::eval::BenchmarkConfig {
+            methods: crate::eval::BenchmarkConfig::methods_for(1),
+            seeds: vec![self.seed, self.seed + 1, self.seed + 2],
+            steps,
+            batch_size,
+            encoder: self.encoder.clone(),
+            labels_per_class: self.labels_per_class,
+            probe_steps: self.probe_steps,
+            scratch_steps: self.scratch_steps,
+        }
+    }
+
     /// The few-label protocol at [`labels_per_class`](Self::labels_per_class).
     pub fn protocol(&self) -> crate::eval::FewLabelProtocol {
         self.protocol_with(self.labels_per_class)
@@ -661,6 +682,13 @@ mod tests {
         assert_eq!(cpu.pretrain(MethodName::SimClr).encoder, crate::method::PretrainConfig::for_method(MethodName::SimClr).encoder);
         assert!(smoke.steps < cpu.steps && cpu.steps < gpu.steps);
         assert!(smoke.short_steps < cpu.short_steps && cpu.short_steps < cpu.steps);
+        let (bs, bc, bg) = (smoke.benchmark(), cpu.benchmark(), gpu.benchmark());
+        assert_eq!(bc.seeds.len(), 3);
+        assert!(bs.steps < bc.steps && bc.steps < bg.steps && bc.methods.len() == 11);
+        assert_eq!(bg.pretrain(MethodName::Byol, 0).encoder, resnet18);
+        assert!(matches!(bg.pretrain(MethodName::Mae, 0).encoder, EncoderConfig::Vit(_)));
+        assert_eq!(bc.pretrain(MethodName::Rotation, 2).encoder, EncoderConfig::default());
+        assert_eq!(bg.pretrain(MethodName::Jigsaw, 2).encoder, EncoderConfig::default());
         let main = cpu.pretrain(MethodName::SimClr);
         assert_eq!((main.steps, main.batch_size, main.seed), (cpu.steps, cpu.batch_size, cpu.seed));
         let short = cpu.short(MethodName::Moco);

@@ -8,15 +8,18 @@
 //!   (linear probe, k-NN, random-init and from-scratch baselines), as a table and a bar chart.
 //! - [`fit_classifier`]: end-to-end training (supervised baseline, fine-tuning).
 //! - [`knn_accuracy`], [`knn_classify`]: the weighted k-NN classifier (InstDisc, DINO), no training.
+//! - [`benchmark`]: every method on one protocol over several seeds, mean ± std.
 //! - [`collapse_report`], [`embedding_std`], [`effective_rank`], [`alignment`], [`uniformity`]:
 //!   collapse diagnostics of a batch of embeddings.
 
+mod benchmark;
 mod collapse;
 mod compare;
 mod finetune;
 mod knn;
 mod label_efficiency;
 
+pub use benchmark::{benchmark, mean_std, Benchmark, BenchmarkConfig, BenchmarkRow};
 pub use collapse::{
     alignment, collapse_report, collapse_table, dino_collapse_table, effective_rank, embedding_std, singular_values, symmetric_eigen, uniformity,
     CollapseReport, CrossCorrelation, MAX_EIGEN_DIM,
