@@ -687,8 +687,9 @@ mod tests {
         assert!(bs.steps < bc.steps && bc.steps < bg.steps && bc.methods.len() == 11);
         assert_eq!(bg.pretrain(MethodName::Byol, 0).encoder, resnet18);
         assert!(matches!(bg.pretrain(MethodName::Mae, 0).encoder, EncoderConfig::Vit(_)));
-        assert_eq!(bc.pretrain(MethodName::Rotation, 2).encoder, EncoderConfig::default());
-        assert_eq!(bg.pretrain(MethodName::Jigsaw, 2).encoder, EncoderConfig::default());
+        assert_eq!(bc.pretrain(MethodName::Rotation, 2).encoder, crate::eval::BenchmarkConfig::shared_cnn());
+        assert_eq!(bc.pretrain(MethodName::Moco, 2).encoder, crate::eval::BenchmarkConfig::shared_cnn());
+        assert_eq!(bg.pretrain(MethodName::Jigsaw, 2).encoder, crate::eval::BenchmarkConfig::shared_cnn());
         let main = cpu.pretrain(MethodName::SimClr);
         assert_eq!((main.steps, main.batch_size, main.seed), (cpu.steps, cpu.batch_size, cpu.seed));
         let short = cpu.short(MethodName::Moco);

@@ -2,6 +2,7 @@
 //! knowledge checks, kept here so the notebooks stay thin and the facts are
 //! in one reviewed place.
 
+pub mod published;
 pub mod why_ssl;
 
 mod quiz;

@@ -25,10 +25,10 @@ pub struct BenchmarkConfig {
     pub steps: usize,
     /// Images per step of every method.
     pub batch_size: usize,
-    /// The encoder of every method (`None`: the small CNN of
-    /// [`EncoderConfig::default`]), except MAE, which keeps the ViT it needs.
-    /// A `Some` encoder (ResNet-18 in the `gpu` profile) goes to the
-    /// joint-embedding methods only; the pretext tasks keep the small CNN,
+    /// The encoder of every method (`None`: [`BenchmarkConfig::shared_cnn`],
+    /// the small CNN with batch norm), except MAE, which keeps the ViT it
+    /// needs. A `Some` encoder (ResNet-18 in the `gpu` profile) goes to the
+    /// joint-embedding methods only; the pretext tasks keep the shared CNN,
     /// which takes their small tiles and patches.
     pub encoder: Option<EncoderConfig>,
     /// Labelled examples per class for the probes and the from-scratch baseline.
@@ -40,6 +40,15 @@ pub struct BenchmarkConfig {
 }
 
 impl BenchmarkConfig {
+    /// The encoder every method gets by default: [`EncoderConfig::default`]'s
+    /// small CNN with batch norm after each convolution. MoCo needs the batch
+    /// norm (without it its random-init keys all point the same way and a
+    /// short run never leaves `L ≈ ln K`: notebook 25.2), and every other
+    /// method trains with it.
+    pub fn shared_cnn() -> EncoderConfig {
+        EncoderConfig::Cnn(crate::nn::CnnConfig { batch_norm: true, ..Default::default() })
+    }
+
     /// Every method of the crate that can train on images of `channels`
     /// channels (colorization needs colour), with the other settings given.
     pub fn methods_for(channels: usize) -> Vec<MethodName> {
@@ -59,7 +68,7 @@ impl BenchmarkConfig {
         match (&self.encoder, method) {
             (_, M::Mae) => {}
             (Some(e), _) if joint => cfg.encoder = e.clone(),
-            _ => cfg.encoder = EncoderConfig::default(),
+            _ => cfg.encoder = Self::shared_cnn(),
         }
         cfg
     }
@@ -88,6 +97,11 @@ pub struct BenchmarkRow {
     /// The encoder, when it is not the shared one.
     pub note: String,
 }
+
+/// The name of the untrained shared encoder's row.
+pub const RANDOM_INIT: &str = "random init";
+/// The name of the untrained ViT's row (when MAE is benchmarked).
+pub const RANDOM_INIT_VIT: &str = "random init (ViT)";
 
 /// Mean and sample standard deviation (n − 1; 0 for one value), NaN-free
 /// values only; `None` when there are none.
@@ -124,6 +138,35 @@ impl Benchmark {
     /// The row called `name`.
     pub fn get(&self, name: &str) -> Option<&BenchmarkRow> {
         self.rows.iter().find(|r| r.name == name)
+    }
+
+    /// The rows of the methods (not the baselines), in the configured order.
+    pub fn method_rows(&self) -> impl Iterator<Item = &BenchmarkRow> {
+        let names: Vec<&str> = self.config.methods.iter().map(|m| m.as_str()).collect();
+        self.rows.iter().filter(move |r| names.contains(&r.name.as_str()))
+    }
+
+    /// The untrained encoder a method's row is compared with: MAE's ViT
+    /// for MAE, the shared encoder for the others.
+    pub fn baseline_for(&self, method: &str) -> Option<&BenchmarkRow> {
+        self.get(if method == MethodName::Mae.as_str() { RANDOM_INIT_VIT } else { RANDOM_INIT })
+    }
+
+    /// Each method's gain over its untrained encoder ([`baseline_for`](Self::baseline_for)),
+    /// seed by seed (the same labelled subset within a seed), as mean ±
+    /// standard deviation in points, with the number of seeds that gained.
+    pub fn gains_table(&self) -> Table {
+        let mut t = Table::new(&["method", "k-NN gain (points)", "linear-probe gain (points)", "seeds with a k-NN gain", "seeds with a linear gain"])
+            .caption("each method minus its encoder untrained, on the same seed; mean ± standard deviation over the seeds");
+        let fmt = |xs: &[f64]| mean_std(xs).map_or("—".to_string(), |(m, s)| format!("{m:+.1} ± {s:.1}"));
+        for row in self.method_rows() {
+            let Some(base) = self.baseline_for(&row.name) else { continue };
+            let diff = |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| 100.0 * (x - y)).collect() };
+            let (knn, lin) = (diff(&row.knn, &base.knn), diff(&row.linear, &base.linear));
+            let wins = |xs: &[f64]| format!("{} of {}", xs.iter().filter(|g| **g > 0.0).count(), xs.len());
+            t.push(&[row.name.clone(), fmt(&knn), fmt(&lin), wins(&knn), wins(&lin)]);
+        }
+        t
     }
 
     /// Mean ± standard deviation over the seeds, in percent.
@@ -179,7 +222,13 @@ pub fn benchmark(cfg: &BenchmarkConfig, train: &ImageDataset, test: &ImageDatase
         seconds: Vec::new(),
         note: note.into(),
     };
-    let mut rows = vec![empty("random init", "the encoder, untrained"), empty("from scratch", "supervised on the labelled examples only")];
+    let with_vit = cfg.methods.contains(&MethodName::Mae);
+    let mut rows = vec![empty(RANDOM_INIT, "the encoder, untrained")];
+    if with_vit {
+        rows.push(empty(RANDOM_INIT_VIT, "MAE's ViT, untrained"));
+    }
+    rows.push(empty("from scratch", "supervised on the labelled examples only"));
+    let first_method = rows.len();
     for &m in &cfg.methods {
         let note = if m == MethodName::Mae { "its own ViT encoder" } else { "" };
         rows.push(empty(m.as_str(), note));
@@ -196,8 +245,12 @@ pub fn benchmark(cfg: &BenchmarkConfig, train: &ImageDataset, test: &ImageDatase
         let base = cfg.pretrain(MethodName::SimClr, seed);
         let r = proto.random_init(&base, &labelled, test, dev)?;
         add(&mut rows[0], &r, f64::NAN);
+        if with_vit {
+            let r = proto.random_init(&cfg.pretrain(MethodName::Mae, seed), &labelled, test, dev)?;
+            add(&mut rows[1], &r, f64::NAN);
+        }
         let r = proto.from_scratch(&base.encoder, &labelled, test, dev)?;
-        add(&mut rows[1], &r, f64::NAN);
+        add(&mut rows[first_method - 1], &r, f64::NAN);
         for (i, &m) in cfg.methods.iter().enumerate() {
             let pc = cfg.pretrain(m, seed);
             let start = Instant::now();
@@ -205,7 +258,7 @@ pub fn benchmark(cfg: &BenchmarkConfig, train: &ImageDataset, test: &ImageDatase
             run.train_for(cfg.steps, train)?;
             let secs = start.elapsed().as_secs_f64();
             let r = proto.evaluate_run(m.as_str(), &run, &labelled, test, false)?;
-            add(&mut rows[2 + i], &r, secs);
+            add(&mut rows[first_method + i], &r, secs);
         }
     }
     let first = cfg.protocol(cfg.seeds[0]);
@@ -238,6 +291,11 @@ mod tests {
         assert_eq!(pct(&[0.5, 0.6, 0.8]), "63.3 ± 15.3");
     }
 
+    fn simclr_gain(b: &Benchmark) -> Vec<f64> {
+        let (s, r) = (b.get("simclr").unwrap(), b.get(RANDOM_INIT).unwrap());
+        s.knn.iter().zip(&r.knn).map(|(x, y)| 100.0 * (x - y)).collect()
+    }
+
     /// Two methods, two seeds, on the embedded shapes: every row has one
     /// value per seed, the seeds differ, the same call repeats exactly, and
     /// colorization on grey images is refused by name.
@@ -258,6 +316,11 @@ mod tests {
         let b = benchmark(&cfg, &train, &test, &Device::Cpu).unwrap();
         let names: Vec<&str> = b.rows.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, vec!["random init", "from scratch", "simclr", "rotation"]);
+        assert_eq!(b.method_rows().map(|r| r.name.as_str()).collect::<Vec<_>>(), vec!["simclr", "rotation"]);
+        // gains: the method's accuracy minus the untrained encoder's, seed by seed
+        let g = b.gains_table().to_string();
+        let want: Vec<f64> = simclr_gain(&b);
+        assert!(g.contains(&format!("{:+.1} ± {:.1}", mean_std(&want).unwrap().0, mean_std(&want).unwrap().1)), "{g}");
         for r in &b.rows {
             assert_eq!((r.linear.len(), r.knn.len(), r.seconds.len()), (2, 2, 2), "{}", r.name);
         }
@@ -272,6 +335,12 @@ mod tests {
         assert!(t.contains(&pct(&simclr.linear)) && t.contains("seeds [0, 1]"), "{t}");
         assert!(BenchmarkConfig::methods_for(1).len() == 11 && !BenchmarkConfig::methods_for(1).contains(&MethodName::Colorization));
         assert_eq!(BenchmarkConfig::methods_for(3).len(), 12);
+        // MAE brings the untrained ViT as its own baseline
+        let mae = BenchmarkConfig { methods: vec![MethodName::Mae], seeds: vec![0], steps: 2, ..cfg.clone() };
+        let m = benchmark(&mae, &train, &test, &Device::Cpu).unwrap();
+        assert_eq!(m.rows.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), vec!["random init", "random init (ViT)", "from scratch", "mae"]);
+        assert_eq!(m.baseline_for("mae").unwrap().name, RANDOM_INIT_VIT);
+        assert_ne!(m.rows[0].knn, m.rows[1].knn);
         let colour = BenchmarkConfig { methods: vec![MethodName::Colorization], ..cfg.clone() };
         assert!(benchmark(&colour, &train, &test, &Device::Cpu).unwrap_err().to_string().contains("colorization needs colour"));
         assert!(benchmark(&BenchmarkConfig { seeds: vec![], ..cfg }, &train, &test, &Device::Cpu).is_err());

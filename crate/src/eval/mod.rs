@@ -19,7 +19,7 @@ mod finetune;
 mod knn;
 mod label_efficiency;
 
-pub use benchmark::{benchmark, mean_std, Benchmark, BenchmarkConfig, BenchmarkRow};
+pub use benchmark::{benchmark, mean_std, Benchmark, BenchmarkConfig, BenchmarkRow, RANDOM_INIT, RANDOM_INIT_VIT};
 pub use collapse::{
     alignment, collapse_report, collapse_table, dino_collapse_table, effective_rank, embedding_std, singular_values, symmetric_eigen, uniformity,
     CollapseReport, CrossCorrelation, MAX_EIGEN_DIM,
