@@ -416,9 +416,7 @@ impl ContrastiveConfig {
     /// with the main run's steps, batch size and seed.
     pub fn pretrain(&self, method: crate::method::MethodName) -> crate::method::PretrainConfig {
         let mut cfg = crate::method::PretrainConfig::for_method(method);
-        use crate::method::MethodName as M;
-        let joint_embedding = matches!(method, M::SimClr | M::Moco | M::Byol | M::SimSiam | M::Barlow | M::VicReg | M::Dino);
-        if let (Some(encoder), true) = (&self.encoder, joint_embedding) {
+        if let (Some(encoder), true) = (&self.encoder, method.is_joint_embedding()) {
             cfg.encoder = encoder.clone();
         }
         cfg.steps = self.steps;

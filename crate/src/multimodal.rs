@@ -30,9 +30,12 @@ use crate::loss::{clip, clip_with_logit_scale, l2_normalize};
 use crate::method::{Encoder, EncoderConfig};
 use crate::nn::{linear, CnnConfig, Linear, Params, TextEncoder, TextEncoderConfig};
 use crate::rng::derive_seed;
-use crate::train::{finite_loss, History, Optim, OptimizerConfig, StepSampler};
+use crate::train::{finite_loss, History, Optim, OptimizerConfig, Schedule, StepSampler};
 use candle_core::{DType, Device, Module, ModuleT, Result, Tensor, D};
 use serde::{Deserialize, Serialize};
+
+/// The longest caption or prompt, in words (the text encoder's positions).
+const MAX_WORDS: usize = 16;
 
 /// Settings of a [`Clip`] model and its training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -161,7 +164,7 @@ impl Clip {
     /// If a setting is out of range ([`ClipConfig::check`]).
     pub fn new(config: ClipConfig, dev: &Device) -> Result<Self> {
         config.check()?;
-        let text: String = Attributes::all().iter().map(|a| a.caption() + " ").collect();
+        let text = Attributes::all_captions().join(" ");
         let tokenizer = Tokenizer::fit(&text, TokenizerKind::Words, 64)?;
         let params = Params::new(derive_seed(config.seed, "clip-init"));
         let vb = params.builder(dev);
@@ -170,7 +173,7 @@ impl Clip {
         let image_proj = linear(image_encoder.feature_dim(), config.embed_dim, vb.pp("img_proj"))?;
         let text_cfg = TextEncoderConfig {
             vocab_size: tokenizer.vocab_size(),
-            max_len: 16,
+            max_len: MAX_WORDS,
             dim: config.text_dim,
             depth: config.text_depth,
             heads: 4.min(config.text_dim).max(1),
@@ -235,15 +238,16 @@ impl Clip {
         let mut rows = Vec::with_capacity(captions.len());
         for c in captions {
             let words = TokenizerKind::Words.split(c);
-            if words.is_empty() || words.len() > 16 {
-                candle_core::bail!("clip: caption {c:?} has {} words; 1 to 16 are allowed", words.len());
+            if words.is_empty() || words.len() > MAX_WORDS {
+                candle_core::bail!("clip: caption {c:?} has {} words; 1 to {MAX_WORDS} are allowed", words.len());
             }
             let mut ids = Vec::with_capacity(words.len());
             for w in &words {
                 match self.tokenizer.id(w) {
                     Some(id) => ids.push(id),
                     None => {
-                        let known: Vec<&str> = self.tokenizer.vocab().iter().skip(5).map(String::as_str).collect();
+                        let specials = self.tokenizer.special_ids().len();
+                        let known: Vec<&str> = self.tokenizer.vocab().iter().skip(specials).map(String::as_str).collect();
                         candle_core::bail!("clip: the word {w:?} in {c:?} is not in the captions' vocabulary ({})", known.join(", "))
                     }
                 }
@@ -277,17 +281,11 @@ impl Clip {
             candle_core::bail!("clip: {} has {} pairs, fewer than a batch of {b}", data.name, data.len());
         }
         let mut sampler = StepSampler::new(data.len(), derive_seed(self.config.seed, "clip-batches"))?;
-        let total = self.config.steps.max(self.step + steps);
-        let warmup = total / 10;
+        let total_steps = self.config.steps.max(self.step + steps);
+        let schedule = Schedule::WarmupCosine { peak: self.config.lr, end: 0.0, warmup_steps: total_steps / 10, total_steps };
         for _ in 0..steps {
             let k = self.step;
-            let lr = if k < warmup {
-                self.config.lr * (k + 1) as f64 / warmup as f64
-            } else {
-                let t = (k - warmup) as f64 / (total - warmup).max(1) as f64;
-                self.config.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
-            };
-            self.opt.set_lr(lr);
+            self.opt.set_lr(schedule.at(k));
             let batch = data.select(&sampler.batch(k, b))?;
             let img = self.image_embed(&batch.images, true)?;
             let txt = self.text_embed(&batch.captions())?;
@@ -373,20 +371,23 @@ impl Clip {
     /// Zero-shot predictions of `attribute` for each image: the class whose
     /// prompt embedding is closest.
     pub fn zero_shot(&self, images: &Tensor, attribute: Attribute, prompts: &Prompts) -> Result<Vec<u32>> {
+        self.zero_shot_embedded(&self.encode_images(images)?, attribute, prompts)
+    }
+
+    /// [`zero_shot`](Self::zero_shot) for images already embedded by [`encode_images`](Self::encode_images).
+    fn zero_shot_embedded(&self, image_embeddings: &Tensor, attribute: Attribute, prompts: &Prompts) -> Result<Vec<u32>> {
         let classes = self.class_embeddings(attribute, prompts)?;
-        self.encode_images(images)?.matmul(&classes.t()?)?.argmax(D::Minus1)?.to_vec1()
+        image_embeddings.matmul(&classes.t()?)?.argmax(D::Minus1)?.to_vec1()
     }
 
     /// Zero-shot accuracy of `attribute` on `data`: no labelled example, only the prompts.
     pub fn zero_shot_accuracy(&self, data: &CaptionedImages, attribute: Attribute, prompts: &Prompts) -> Result<f64> {
-        let pred = self.zero_shot(&data.images, attribute, prompts)?;
-        let labels = data.labels(attribute);
-        Ok(pred.iter().zip(&labels).filter(|(p, l)| p == l).count() as f64 / labels.len().max(1) as f64)
+        Ok(fraction_equal(&self.zero_shot(&data.images, attribute, prompts)?, &data.labels(attribute)))
     }
 
     /// The `k` best of all 128 captions for each image, with their cosine similarity.
     pub fn describe(&self, images: &Tensor, k: usize) -> Result<Vec<Vec<(String, f32)>>> {
-        let captions: Vec<String> = Attributes::all().iter().map(Attributes::caption).collect();
+        let captions = Attributes::all_captions();
         let sim = self.similarity(images, &captions)?.to_vec2::<f32>()?;
         Ok(sim.iter().map(|row| top_k(row, k).into_iter().map(|j| (captions[j].clone(), row[j])).collect()).collect())
     }
@@ -401,8 +402,7 @@ impl Clip {
     /// caption, and how often it has each attribute right.
     pub fn caption_accuracy(&self, data: &CaptionedImages) -> Result<CaptionScores> {
         let all = Attributes::all();
-        let captions: Vec<String> = all.iter().map(Attributes::caption).collect();
-        let best: Vec<u32> = self.similarity(&data.images, &captions)?.argmax(D::Minus1)?.to_vec1()?;
+        let best: Vec<u32> = self.similarity(&data.images, &Attributes::all_captions())?.argmax(D::Minus1)?.to_vec1()?;
         let n = data.len().max(1) as f64;
         let exact = best.iter().zip(&data.attributes).filter(|(&b, a)| all[b as usize] == **a).count() as f64 / n;
         let per_attribute = Attribute::ALL
@@ -459,13 +459,17 @@ pub fn zero_shot_table(models: &[(&str, &Clip)], data: &CaptionedImages) -> Resu
     }
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     let mut t = crate::plot::Table::new(&header).caption(&format!("zero-shot accuracy on {} test images: no labelled example, only text", data.len()));
+    // each model embeds the images once, for all attributes and prompts
+    let embedded: Vec<Tensor> = models.iter().map(|(_, m)| m.encode_images(&data.images)).collect::<Result<_>>()?;
     for at in Attribute::ALL {
         let template = Prompts::template(at);
         let Prompts::Template(words) = &template else { unreachable!() };
+        let labels = data.labels(at);
         let mut row = vec![at.to_string(), format!("\"{words}\""), format!("{:.1} %", 100.0 / at.values().len() as f64)];
-        for (_, m) in models {
-            row.push(format!("{:.1} %", 100.0 * m.zero_shot_accuracy(data, at, &template)?));
-            row.push(format!("{:.1} %", 100.0 * m.zero_shot_accuracy(data, at, &Prompts::Ensemble)?));
+        for ((_, m), images) in models.iter().zip(&embedded) {
+            for prompts in [&template, &Prompts::Ensemble] {
+                row.push(format!("{:.1} %", 100.0 * fraction_equal(&m.zero_shot_embedded(images, at, prompts)?, &labels)));
+            }
         }
         t.push(&row);
     }
@@ -484,6 +488,11 @@ pub fn caption_table(rows: &[(&str, &CaptionScores)]) -> crate::plot::Table {
         t.push(&row);
     }
     t
+}
+
+/// The fraction of positions where `predicted` and `labels` agree.
+fn fraction_equal(predicted: &[u32], labels: &[u32]) -> f64 {
+    predicted.iter().zip(labels).filter(|(p, l)| p == l).count() as f64 / labels.len().max(1) as f64
 }
 
 /// Indices of the `k` largest values, largest first.

@@ -89,6 +89,11 @@ impl Attributes {
         v
     }
 
+    /// The captions of [`all`](Self::all), in the same order.
+    pub fn all_captions() -> Vec<String> {
+        Self::all().iter().map(Attributes::caption).collect()
+    }
+
     /// The value of one attribute.
     pub fn get(&self, a: Attribute) -> usize {
         match a {
@@ -298,7 +303,7 @@ mod tests {
     fn captions_round_trip_and_name_bad_words() {
         let all = Attributes::all();
         assert_eq!(all.len(), 128);
-        let captions: std::collections::HashSet<String> = all.iter().map(Attributes::caption).collect();
+        let captions: std::collections::HashSet<String> = Attributes::all_captions().into_iter().collect();
         assert_eq!(captions.len(), 128);
         for a in &all {
             assert_eq!(Attributes::parse(&a.caption()).unwrap(), *a);

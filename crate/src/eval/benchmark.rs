@@ -63,11 +63,9 @@ impl BenchmarkConfig {
         cfg.batch_size = self.batch_size;
         cfg.warmup_steps = cfg.warmup_steps.min(self.steps / 4);
         cfg.seed = seed;
-        use MethodName as M;
-        let joint = matches!(method, M::SimClr | M::Moco | M::Byol | M::SimSiam | M::Barlow | M::VicReg | M::Dino);
         match (&self.encoder, method) {
-            (_, M::Mae) => {}
-            (Some(e), _) if joint => cfg.encoder = e.clone(),
+            (_, MethodName::Mae) => {}
+            (Some(e), _) if method.is_joint_embedding() => cfg.encoder = e.clone(),
             _ => cfg.encoder = Self::shared_cnn(),
         }
         cfg

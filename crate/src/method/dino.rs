@@ -35,7 +35,7 @@
 //!
 //! The checkpointed state holds the teacher's tensors and the center.
 
-use super::{load_teacher_state, teacher_state, AugmentPreset, Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
+use super::{load_teacher_state, teacher_state, Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
 use crate::augment::{dino as dino_augment, dino_digits, MultiCrop};
 use crate::loss::{dino, dino_update_center};
 use crate::nn::{cosine_momentum, dino_head, DinoHead, EmaTeacher, Params};
@@ -99,12 +99,7 @@ impl Dino {
             pending: None,
             augment: {
                 let (local, n_local) = (local_size(&enc_cfg, size), cfg.local_crops.unwrap_or(DINO_LOCAL_VIEWS));
-                let digits = match cfg.augment {
-                    AugmentPreset::Auto => shape.0 == 1,
-                    AugmentPreset::Digits => true,
-                    AugmentPreset::SimClr => false,
-                };
-                if digits { dino_digits(size, local, n_local) } else { dino_augment(size, local, n_local) }
+                if cfg.augment.is_digits(shape.0) { dino_digits(size, local, n_local) } else { dino_augment(size, local, n_local) }
             },
             base_tau: cfg.ema_momentum,
             centering: cfg.centering,

@@ -97,6 +97,14 @@ impl MethodName {
         MethodName::Dino,
     ];
 
+    /// Whether the method compares embeddings of views (SimCLR, MoCo, BYOL,
+    /// SimSiam, Barlow Twins, VICReg, DINO) rather than solving a pretext
+    /// task: these take any image encoder, ResNet-18 included.
+    pub fn is_joint_embedding(&self) -> bool {
+        use MethodName as M;
+        matches!(self, M::SimClr | M::Moco | M::Byol | M::SimSiam | M::Barlow | M::VicReg | M::Dino)
+    }
+
     /// The command-line name.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -269,13 +277,22 @@ pub enum AugmentPreset {
 }
 
 impl AugmentPreset {
+    /// Whether images with `channels` channels get the digits recipe.
+    pub fn is_digits(&self, channels: usize) -> bool {
+        match self {
+            AugmentPreset::Auto => channels == 1,
+            AugmentPreset::Digits => true,
+            AugmentPreset::SimClr => false,
+        }
+    }
+
     /// The pipeline for images of `shape = (C, H, W)`.
     pub fn pipeline(&self, shape: (usize, usize, usize)) -> crate::augment::Compose {
         let size = shape.1.min(shape.2);
-        match self {
-            AugmentPreset::Auto if shape.0 == 1 => crate::augment::digits(size),
-            AugmentPreset::Auto | AugmentPreset::SimClr => crate::augment::simclr(size),
-            AugmentPreset::Digits => crate::augment::digits(size),
+        if self.is_digits(shape.0) {
+            crate::augment::digits(size)
+        } else {
+            crate::augment::simclr(size)
         }
     }
 }
