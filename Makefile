@@ -13,7 +13,7 @@ PORT       ?= 8888
 CUDA       ?=
 NOTEBOOK_PROFILE ?= smoke
 
-.PHONY: lab setup prewarm test test-crate test-runner test-notebooks notebooks data doc bench clean check-cuda cuda-bundle gpu-check
+.PHONY: lab setup prewarm test test-crate test-runner test-notebooks test-handouts notebooks handouts data doc bench clean check-cuda cuda-bundle gpu-check
 
 ## lab: install what is missing, pre-warm the kernel, start JupyterLab on notebooks/
 lab: setup prewarm
@@ -32,8 +32,8 @@ ifneq ($(CUDA),)
 	@$(PY) kernel/run-notebooks --kernel rust-sslab-cuda --startup-timeout 7200 kernel/prewarm.ipynb
 endif
 
-## test: crate tests, the runner's own tests, then every notebook through the real kernel (smoke profile)
-test: setup test-crate test-runner test-notebooks
+## test: crate tests, the runner's own tests, every notebook through the real kernel (smoke profile), then the handouts and JupyterLab in a browser (when Chromium is present)
+test: setup test-crate test-runner test-notebooks test-handouts
 
 test-crate:
 	cargo test --workspace
@@ -45,9 +45,24 @@ test-runner: setup
 test-notebooks: setup
 	$(PY) kernel/run-notebooks --profile $(NOTEBOOK_PROFILE) notebooks
 
+test-handouts: setup
+	$(PY) tests/handouts_test.py
+
 ## notebooks: re-execute every notebook in the cpu profile and save the outputs (for committing)
 notebooks: setup
 	$(PY) kernel/run-notebooks --profile cpu --inplace notebooks
+
+## handouts: run the notebooks fresh and export student and instructor editions, HTML and PDF, into handouts/
+##   HANDOUTS=notebooks/ch24 (a chapter) or one .ipynb; HANDOUT_PROFILE=cpu|smoke|gpu; NO_EXECUTE=1 exports the committed outputs
+HANDOUTS        ?= notebooks
+HANDOUT_PROFILE ?= cpu
+handouts: setup
+	@kernel/setup-browser --check
+ifneq ($(NO_EXECUTE),)
+	$(PY) kernel/handouts.py --out handouts $(HANDOUTS)
+else
+	$(PY) kernel/run-notebooks --profile $(HANDOUT_PROFILE) --timeout 1500 --export handouts $(HANDOUTS)
+endif
 
 ## data: download the public originals into ./data (needs internet)
 data:

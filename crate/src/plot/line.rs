@@ -1,6 +1,6 @@
 //! Line plots and timelines as SVG, drawn with plotters.
 
-use super::{emit_or_report, PALETTE};
+use super::{emit_or_report, tick_label, PALETTE};
 use candle_core::Result;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
@@ -148,6 +148,8 @@ impl LinePlot {
             .configure_mesh()
             .x_desc(self.x_label.as_str())
             .y_desc(self.y_label.as_str())
+            .x_label_formatter(&|v| tick_label(*v))
+            .y_label_formatter(&|v| tick_label(*v))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
             .map_err(plot_err)?;
@@ -306,6 +308,10 @@ mod tests {
             assert!(svg.contains(text), "missing {text}");
         }
         assert_eq!(svg.matches("<circle").count(), 5 + 2 /* legend has none */ - 2);
+        // Tick labels without float noise: a log axis over years labelled 1e9, not 1000000000.0.
+        let big = LinePlot::new("growth").series("tokens", vec![(1998.0, 7e4), (2024.0, 1.5e13)]).log_y().to_svg().unwrap();
+        assert!(big.contains(">\n1e9\n<") && big.contains(">\n2000\n<"), "tick labels: {big}");
+        assert!(!big.contains("1000000000") && !big.contains("2000.0"));
         let dir = std::env::temp_dir().join(format!("sslab-plot-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         p.save(dir.join("a.svg")).unwrap();

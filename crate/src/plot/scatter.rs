@@ -272,6 +272,8 @@ impl ScatterPlot {
                 .configure_mesh()
                 .x_desc(self.x_label.as_str())
                 .y_desc(self.y_label.as_str())
+                .x_label_formatter(&|v| super::tick_label(*v))
+                .y_label_formatter(&|v| super::tick_label(*v))
                 .light_line_style(RGBColor(240, 240, 240))
                 .draw()
                 .map_err(plot_err)?;
