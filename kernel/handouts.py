@@ -14,8 +14,9 @@ Layout of the output folder:
     handouts/<edition>/<chapter>/<name>.html  self-contained: figures, styles and math inline
     handouts/<edition>/<chapter>/<name>.pdf   printed from that HTML by headless Chromium
 
-The `student` edition replaces every cell tagged `solution` by an empty
-exercise cell and drops its outputs; `instructor` keeps everything and marks
+The `student` edition replaces every code cell tagged `solution` by an empty
+exercise cell, dropping its outputs, and leaves out markdown cells tagged
+`solution` (what a solution shows); `instructor` keeps everything and marks
 the solution cells. Math is typeset in the page by KaTeX, which kernel/setup
 fetches once from the npm registry into .venv; no file is loaded from the
 network when a handout is opened or printed.
@@ -118,10 +119,12 @@ def is_solution(cell):
 
 
 def student_edition(nb):
-    """A copy of `nb` whose `solution` cells are empty exercise cells without outputs."""
+    """A copy of `nb` for students: `solution` code cells become empty exercise cells without outputs,
+    and `solution` markdown cells (what a solution shows) are left out."""
     import nbformat
 
     nb = copy.deepcopy(nb)
+    nb.cells = [c for c in nb.cells if not (is_solution(c) and c.cell_type == "markdown")]
     count = 0
     for i, cell in enumerate(nb.cells):
         if not is_solution(cell):
@@ -154,7 +157,7 @@ def solution_lines(nb, min_len=12):
 
     elsewhere = set(lines(c for c in nb.cells if not is_solution(c)))
     return [
-        l for l in lines(c for c in nb.cells if is_solution(c))
+        l for l in lines(c for c in nb.cells if is_solution(c) and c.cell_type == "code")
         if len(l) >= min_len and not l.startswith("// Exercise") and l not in elsewhere
     ]
 

@@ -37,6 +37,7 @@ import handouts  # noqa: E402
 import nbformat  # noqa: E402
 
 PY = sys.executable
+MAX_STREAM_LINES = 40
 failures = []
 
 
@@ -61,11 +62,15 @@ def unit_checks():
     student = handouts.student_edition(nb)
     sol = [c for c in nb.cells if handouts.is_solution(c)]
     ex = [c for c in student.cells if "exercise" in c.metadata.get("tags", [])]
-    check(len(sol) == 1 and len(ex) == 1 and not any(handouts.is_solution(c) for c in student.cells),
-          "the student edition replaces each solution cell by an exercise cell")
+    check(len([c for c in sol if c.cell_type == "code"]) == 1 and len(ex) == 1
+          and not any(handouts.is_solution(c) for c in student.cells),
+          "the student edition replaces each solution code cell by an exercise cell")
+    check(any(c.cell_type == "markdown" for c in sol) and len(student.cells) == len(nb.cells) - 1
+          and not any("1764" in "".join(c.source) for c in student.cells),
+          "the student edition leaves out markdown solution cells")
     check(ex and ex[0].source == "// Exercise 1: your solution here.\n" and ex[0].outputs == [],
           "the exercise cell keeps the exercise number and has no output", repr(ex[0].source if ex else None))
-    check(len(student.cells) == len(nb.cells) and any(handouts.is_solution(c) for c in nb.cells),
+    check(len(nb.cells) == 5 and sum(handouts.is_solution(c) for c in nb.cells) == 2,
           "the student edition leaves the original notebook as it was")
 
 
@@ -178,7 +183,13 @@ def handout_checks(page, out):
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         chapter, name = path.parent.name, path.stem
+        # Training progress ends as one line or a table: no cell prints a wall of text into a handout.
+        longest = max((sum("".join(o.get("text", "")).count("\n") for o in c.get("outputs", []) if o.get("output_type") == "stream"), i)
+                      for i, c in enumerate(nb.cells) if c.cell_type == "code")
+        check(longest[0] <= MAX_STREAM_LINES, f"{chapter}/{name}: at most {MAX_STREAM_LINES} printed lines per cell (most: {longest[0]})",
+              f"cell {longest[1]} prints {longest[0]} lines")
         solutions = handouts.solution_lines(nb)
+        md_solution_ids = [c.id for c in nb.cells if c.cell_type == "markdown" and handouts.is_solution(c)]
         has_math = any(c.cell_type == "markdown" and "$" in "".join(c.source) for c in nb.cells)
         for edition in handouts.EDITIONS:
             html_path = out / edition / chapter / f"{name}.html"
@@ -191,6 +202,11 @@ def handout_checks(page, out):
                 forbidden=solutions if edition == "student" else (),
                 required=solutions if edition == "instructor" else (),
             )
+            present = page.evaluate("ids => ids.filter(id => document.getElementById('cell-id=' + id))", md_solution_ids)
+            if edition == "student" and present:
+                problems.append(f"markdown solution cells {present} in the student edition")
+            if edition == "instructor" and len(present) != len(md_solution_ids):
+                problems.append(f"markdown solution cells missing: {sorted(set(md_solution_ids) - set(present))}")
             check(not problems, f"{edition}/{chapter}/{name}.html in Chromium"
                   + (f" ({len(solutions)} solution lines {'absent' if edition == 'student' else 'present'})" if solutions else ""),
                   "; ".join(problems))
@@ -224,11 +240,11 @@ def run_export_checks(page, out):
     instructor = out / "instructor" / "notebooks" / "handout.html"
     if student.is_file() and instructor.is_file():
         problems = page_problems(page, instructor.as_uri(), need_math=True, need_figures=False,
-                                 required=["the answer is 42", "answer squared = 1764"])
+                                 required=["the answer is 42", "answer squared = 1764", "The square of the answer is 1764"])
         check(not problems, "the executed instructor handout shows the cell outputs and the solution's output", "; ".join(problems))
         problems = page_problems(page, student.as_uri(), need_math=True, need_figures=False,
                                  required=["the answer is 42", "Exercise 1: your solution here."],
-                                 forbidden=["answer squared = 1764", "answer * answer"])
+                                 forbidden=["answer squared = 1764", "answer * answer", "The square of the answer"])
         check(not problems, "the executed student handout hides the solution and its output", "; ".join(problems))
         page.goto(student.as_uri())
         price = page.evaluate("Array.from(document.querySelectorAll('.jp-MarkdownOutput p')).map(p => p.textContent).join(' | ')")
