@@ -363,7 +363,7 @@ def export(notebooks, out, editions=EDITIONS, formats=FORMATS, profile=None):
                 "chapter": chapter,
                 "name": name,
                 "title": title,
-                "profile": profile or "as committed",
+                "profile": profile or "outputs as saved in the notebook",
                 "date": datetime.date.today().isoformat(),
             }
     print_pdfs(jobs)

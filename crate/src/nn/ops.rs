@@ -421,7 +421,7 @@ impl candle_core::CustomOp1 for ColumnSum {
 /// GELU with the exact (erf) form, `x · Φ(x)`.
 ///
 /// On the CPU (f32) one fused op, split across threads, whose backward
-/// `∂L/∂x = g · (Φ(x) + x·φ(x))` is one more pass (see [`FusedGelu`]);
+/// `∂L/∂x = g · (Φ(x) + x·φ(x))` is one more pass;
 /// elsewhere Candle's `gelu_erf`, whose backward is a dozen element-wise ops.
 ///
 /// # Shapes
