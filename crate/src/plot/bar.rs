@@ -73,8 +73,15 @@ impl BarChart {
             }
         }
         let (w, h) = (self.size.0 as f64, self.size.1 as f64);
-        let (left, right, top, bottom) = (60.0, 20.0, 50.0, 70.0);
-        let (pw, ph) = (w - left - right, h - top - bottom);
+        let (left, right, top) = (60.0, 20.0, 50.0);
+        let pw = w - left - right;
+        let groups = self.categories.len().max(1) as f64;
+        // Category names wider than their group (about 6.5 px a character at
+        // 12 px) are drawn at −30° and the plot leaves room below for them.
+        let longest = self.categories.iter().map(|c| c.chars().count()).max().unwrap_or(0) as f64 * 6.5;
+        let slanted = longest > pw / groups - 4.0;
+        let bottom = if slanted { (56.0 + 0.5 * longest).clamp(70.0, h * 0.4) } else { 70.0 };
+        let ph = h - top - bottom;
         let data_max = self.series.iter().flat_map(|(_, v)| v.iter().copied()).filter(|v| v.is_finite()).fold(0.0, f64::max);
         let y_max = self.y_max.unwrap_or(if data_max > 0.0 { data_max * 1.1 } else { 1.0 });
         let y = |v: f64| top + ph * (1.0 - (v / y_max).clamp(0.0, 1.0));
@@ -98,7 +105,6 @@ impl BarChart {
             top + ph / 2.0,
             html_escape(&self.y_label)
         );
-        let groups = self.categories.len().max(1) as f64;
         let gw = pw / groups;
         let nb = self.series.len().max(1) as f64;
         let bw = gw * 0.8 / nb;
@@ -122,13 +128,18 @@ impl BarChart {
                 );
                 let _ = write!(s, r#"<text x="{:.1}" y="{:.1}" font-size="9" text-anchor="middle">{}</text>"#, x + bw * 0.46, y(v) - 3.0, fmt_value(v));
             }
-            let _ = write!(
-                s,
-                r#"<text x="{:.1}" y="{:.1}" font-size="12" text-anchor="middle">{}</text>"#,
-                gx + gw / 2.0,
-                top + ph + 18.0,
-                html_escape(cat)
-            );
+            let (cx, cy) = (gx + gw / 2.0, top + ph + 18.0);
+            if slanted {
+                let _ = write!(
+                    s,
+                    r#"<text x="{cx:.1}" y="{:.1}" font-size="12" text-anchor="end" transform="rotate(-30 {cx:.1} {:.1})">{}</text>"#,
+                    cy - 4.0,
+                    cy - 4.0,
+                    html_escape(cat)
+                );
+            } else {
+                let _ = write!(s, r#"<text x="{cx:.1}" y="{cy:.1}" font-size="12" text-anchor="middle">{}</text>"#, html_escape(cat));
+            }
         }
         let _ = write!(s, r#"<line x1="{left}" x2="{}" y1="{:.1}" y2="{:.1}" stroke="black"/>"#, left + pw, top + ph, top + ph);
         // legend below the axis
@@ -194,5 +205,22 @@ mod tests {
         assert_eq!(nan.matches("<rect class=\"bar\"").count(), 1);
         let err = BarChart::new("t", &["a", "b"]).series("short", vec![1.0]).to_svg().unwrap_err().to_string();
         assert!(err.contains("short") && err.contains("1 values for 2 categories"), "{err}");
+    }
+
+    #[test]
+    fn bar_category_names_too_wide_for_their_group_are_slanted() {
+        let short = BarChart::new("t", &["a", "b", "c"]).series("s", vec![1.0, 2.0, 3.0]).to_svg().unwrap();
+        assert!(!short.contains("rotate(-30"), "three one-letter names fit upright");
+        let names: Vec<String> = (0..13).map(|i| format!("method number {i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let many = BarChart::new("t", &names).series("s", vec![1.0; 13]).to_svg().unwrap();
+        assert_eq!(many.matches("rotate(-30").count(), 13);
+        // the slanted names get room: the axis line sits higher than with upright names
+        let axis_y = |svg: &str| -> f64 {
+            let line = svg.rsplit("<line x1=\"60\"").next().unwrap();
+            let y = line.split("y1=\"").nth(1).unwrap();
+            y[..y.find('"').unwrap()].parse().unwrap()
+        };
+        assert!(axis_y(&many) < axis_y(&short) - 10.0, "{} vs {}", axis_y(&many), axis_y(&short));
     }
 }
