@@ -15,6 +15,7 @@
 //! Softmax and layer norm are the differentiable ones of [`ops`](super::ops).
 //! There is no dropout (the course's models are small and trained briefly).
 
+use super::fused;
 use super::ops::{batched_matmul, gelu, softmax, LayerNorm};
 use super::{linear, Linear};
 use candle_core::{DType, Device, Module, Result, Tensor, D};
@@ -91,41 +92,72 @@ impl MultiHeadAttention {
         self.dim
     }
 
-    /// Attention output and the attention weights, with an optional additive mask
-    /// from [`attention_bias`].
-    ///
-    /// # Shapes
-    /// `x (B, L, D)`, `bias (B, 1, L, L)` → `((B, L, D), (B, heads, L, L))`.
-    pub fn forward_with_attention(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+    /// Checks `x (B, L, D)` and the mask `(B, 1, L, L)`; returns `(B, L, D)`.
+    fn check(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<(usize, usize, usize)> {
         let (b, l, d) = match x.dims() {
             &[b, l, d] if d == self.dim && l > 0 => (b, l, d),
             dims => candle_core::bail!("MultiHeadAttention expects (B, L, {}), got shape {dims:?}", self.dim),
         };
-        let h = self.heads;
-        let dh = d / h;
-        let qkv = self.qkv.forward(x)?.reshape((b, l, 3, h, dh))?.permute([2, 0, 3, 1, 4])?;
-        let q = qkv.get(0)?.contiguous()?;
-        let k = qkv.get(1)?.contiguous()?;
-        let v = qkv.get(2)?.contiguous()?;
-        let mut scores = (batched_matmul(&q, &k, true)? / (dh as f64).sqrt())?;
         if let Some(bias) = bias {
             if bias.dims() != [b, 1, l, l] {
                 candle_core::bail!("MultiHeadAttention: mask must be (B, 1, L, L) = ({b}, 1, {l}, {l}), got {:?}", bias.dims());
             }
-            scores = scores.broadcast_add(bias)?;
         }
-        let attn = softmax(&scores, D::Minus1)?;
-        let out = batched_matmul(&attn, &v, false)?.transpose(1, 2)?.reshape((b, l, d))?;
+        Ok((b, l, d))
+    }
+
+    /// Attention output and the attention weights, with an optional additive mask
+    /// from [`attention_bias`].
+    ///
+    /// This is the composed form (every step an elementary differentiable op),
+    /// which keeps the weights; [`forward_masked`](Self::forward_masked) runs
+    /// a fused op on the CPU.
+    ///
+    /// # Shapes
+    /// `x (B, L, D)`, `bias (B, 1, L, L)` → `((B, L, D), (B, heads, L, L))`.
+    pub fn forward_with_attention(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+        let (b, l, d) = self.check(x, bias)?;
+        let (out, attn) = attention_composed(&self.qkv.forward(x)?, (b, l, d), self.heads, bias)?;
         Ok((self.proj.forward(&out)?, attn))
     }
 
     /// Attention output with an optional additive mask.
     ///
+    /// On the CPU (f32) the attention core, from the `qkv` projection to the
+    /// merged heads, is one op with a hand-written backward pass that
+    /// recomputes the probabilities instead of keeping them; elsewhere the
+    /// composed form runs. Both give the same values and gradients (tests in
+    /// `nn::fused`).
+    ///
     /// # Shapes
     /// `x (B, L, D)`, `bias (B, 1, L, L)` → `(B, L, D)`.
     pub fn forward_masked(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        Ok(self.forward_with_attention(x, bias)?.0)
+        let (b, l, d) = self.check(x, bias)?;
+        let qkv = self.qkv.forward(x)?;
+        let out = if fused::cpu_f32(&[&qkv]) && bias.map_or(true, |m| fused::cpu_f32(&[m])) {
+            fused::attention(&qkv, self.heads, bias)?
+        } else {
+            attention_composed(&qkv, (b, l, d), self.heads, bias)?.0
+        };
+        self.proj.forward(&out)
     }
+}
+
+/// The attention core from elementary ops: `qkv (B, L, 3·D)` → the merged
+/// heads `(B, L, D)` and the weights `(B, heads, L, L)`.
+pub(crate) fn attention_composed(qkv: &Tensor, (b, l, d): (usize, usize, usize), heads: usize, bias: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+    let dh = d / heads;
+    let qkv = qkv.reshape((b, l, 3, heads, dh))?.permute([2, 0, 3, 1, 4])?;
+    let q = qkv.get(0)?.contiguous()?;
+    let k = qkv.get(1)?.contiguous()?;
+    let v = qkv.get(2)?.contiguous()?;
+    let mut scores = (batched_matmul(&q, &k, true)? / (dh as f64).sqrt())?;
+    if let Some(bias) = bias {
+        scores = scores.broadcast_add(bias)?;
+    }
+    let attn = softmax(&scores, D::Minus1)?;
+    let out = batched_matmul(&attn, &v, false)?.transpose(1, 2)?.reshape((b, l, d))?;
+    Ok((out, attn))
 }
 
 impl Module for MultiHeadAttention {
@@ -180,7 +212,9 @@ impl TransformerBlock {
     /// # Shapes
     /// `x (B, L, D)`, `bias (B, 1, L, L)` → `(B, L, D)`.
     pub fn forward_masked(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        Ok(self.forward_with_attention(x, bias)?.0)
+        let x = (x + self.attn.forward_masked(&self.norm1.forward(x)?, bias)?)?;
+        let m = self.fc2.forward(&gelu(&self.fc1.forward(&self.norm2.forward(&x)?)?)?)?;
+        x + m
     }
 
     /// The attention layer.

@@ -167,6 +167,13 @@ impl Mat {
         Self { ptr: v.as_ptr(), rows, cols, row_stride: cols, col_stride: 1 }
     }
 
+    /// A `(rows, cols)` matrix whose rows start `row_stride` values apart
+    /// (one head's columns of a `(L, 3·D)` row-major block, say).
+    pub(crate) fn strided(v: &[f32], rows: usize, cols: usize, row_stride: usize) -> Self {
+        assert!(rows == 0 || v.len() >= (rows - 1) * row_stride + cols, "strided matrix of {rows}×{cols}, row stride {row_stride}, over {} values", v.len());
+        Self { ptr: v.as_ptr(), rows, cols, row_stride, col_stride: 1 }
+    }
+
     pub(crate) fn t(self) -> Self {
         Self { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
     }

@@ -31,6 +31,7 @@ pub mod batch_norm;
 pub mod block;
 pub mod cnn;
 pub mod ema;
+pub(crate) mod fused;
 #[cfg(test)]
 mod grad_flow;
 pub mod heads;
@@ -104,10 +105,12 @@ impl Module for Linear {
     /// computes a wrong weight gradient for a transposed (non-contiguous)
     /// 3-D input (test `linear_weight_gradient_is_right_for_transposed_inputs`).
     ///
-    /// Any leading dimensions are flattened into one 2-D matrix product, and
-    /// the bias is added by [`ops::add_bias`]: `candle_nn::Linear` multiplies a
-    /// 3-D input by a broadcast weight, whose gradient Candle then sums over
-    /// the batch with a slow strided reduction, as it does for the bias.
+    /// Any leading dimensions are flattened into one 2-D matrix product:
+    /// `candle_nn::Linear` multiplies a 3-D input by a broadcast weight, whose
+    /// gradient Candle then sums over the batch with a slow strided reduction,
+    /// as it does for the bias. On the CPU (f32) product and bias are one op
+    /// with a hand-written backward pass (one autodiff node instead of four);
+    /// elsewhere the bias is added by [`ops::add_bias`].
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let w = self.0.weight();
         let (out_dim, in_dim) = w.dims2()?;
@@ -115,6 +118,11 @@ impl Module for Linear {
         match dims.last() {
             Some(&d) if d == in_dim => {}
             _ => candle_core::bail!("Linear({in_dim} → {out_dim}) expects input (…, {in_dim}), got shape {dims:?}"),
+        }
+        if let Some(b) = self.0.bias() {
+            if fused::cpu_f32(&[x, w, b]) {
+                return fused::linear(x, w, b);
+            }
         }
         let rows = x.elem_count() / in_dim.max(1);
         let y = x.contiguous()?.reshape((rows, in_dim))?.matmul(&w.t()?)?;

@@ -370,7 +370,7 @@ pub fn add_bias(y: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// See [`add_bias`].
 struct BiasAdd;
 /// `∂L/∂y (…, D)` ↦ its column sums `(D,)`.
-struct ColumnSum;
+pub(crate) struct ColumnSum;
 
 impl candle_core::CustomOp2 for BiasAdd {
     fn name(&self) -> &'static str {

@@ -204,18 +204,23 @@ impl Vit {
         }
     }
 
-    fn run_blocks(&self, t: &Tensor) -> Result<(Tensor, Tensor)> {
+    /// The blocks and the final norm (the fused attention on the CPU).
+    fn run_blocks(&self, t: &Tensor) -> Result<Tensor> {
         let mut t = t.clone();
-        let mut attn = None;
         for blk in &self.blocks {
-            let (nt, a) = blk.forward_with_attention(&t, None)?;
-            t = nt;
-            attn = Some(a);
+            t = blk.forward_masked(&t, None)?;
         }
-        match attn {
-            Some(a) => Ok((self.norm.forward(&t)?, a)),
-            None => candle_core::bail!("Vit has no blocks"),
+        self.norm.forward(&t)
+    }
+
+    /// The last block's attention weights (the composed attention, which keeps them).
+    fn last_attention(&self, t: &Tensor) -> Result<Tensor> {
+        let Some((last, rest)) = self.blocks.split_last() else { candle_core::bail!("Vit has no blocks") };
+        let mut t = t.clone();
+        for blk in rest {
+            t = blk.forward_masked(&t, None)?;
         }
+        Ok(last.forward_with_attention(&t, None)?.1)
     }
 
     /// All output tokens after the final layer norm (\[CLS\] first when configured).
@@ -224,7 +229,7 @@ impl Vit {
     /// `(B, C, H, W)` → `(B, N + cls, D)`.
     pub fn forward_tokens(&self, x: &Tensor) -> Result<Tensor> {
         let t = self.with_cls(&self.embed_patches(x)?)?;
-        Ok(self.run_blocks(&t)?.0)
+        self.run_blocks(&t)
     }
 
     /// The attention weights of the last block, for plotting.
@@ -233,7 +238,7 @@ impl Vit {
     /// `(B, C, H, W)` → `(B, heads, N + cls, N + cls)`.
     pub fn attention_maps(&self, x: &Tensor) -> Result<Tensor> {
         let t = self.with_cls(&self.embed_patches(x)?)?;
-        Ok(self.run_blocks(&t)?.1)
+        self.last_attention(&t)
     }
 
     /// The MAE encoder path: embeds all patches, adds position embeddings, keeps
@@ -249,7 +254,7 @@ impl Vit {
         let k = keep.dim(1)?;
         let idx = keep.to_dtype(DType::U32)?.unsqueeze(2)?.broadcast_as((b, k, d))?.contiguous()?;
         let t = t.contiguous()?.gather(&idx, 1)?;
-        Ok(self.run_blocks(&self.with_cls(&t)?)?.0)
+        self.run_blocks(&self.with_cls(&t)?)
     }
 
     /// Pools output tokens into one vector per image: the \[CLS\] token, or the mean
