@@ -16,7 +16,7 @@
 //! There is no dropout (the course's models are small and trained briefly).
 
 use super::fused;
-use super::ops::{batched_matmul, gelu, softmax, LayerNorm};
+use super::ops::{batched_matmul, softmax, LayerNorm};
 use super::{linear, Linear};
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
@@ -203,7 +203,7 @@ impl TransformerBlock {
     pub fn forward_with_attention(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
         let (a, attn) = self.attn.forward_with_attention(&self.norm1.forward(x)?, bias)?;
         let x = (x + a)?;
-        let m = self.fc2.forward(&gelu(&self.fc1.forward(&self.norm2.forward(&x)?)?)?)?;
+        let m = self.fc2.forward(&self.fc1.forward_gelu(&self.norm2.forward(&x)?)?)?;
         Ok(((x + m)?, attn))
     }
 
@@ -213,7 +213,7 @@ impl TransformerBlock {
     /// `x (B, L, D)`, `bias (B, 1, L, L)` → `(B, L, D)`.
     pub fn forward_masked(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         let x = (x + self.attn.forward_masked(&self.norm1.forward(x)?, bias)?)?;
-        let m = self.fc2.forward(&gelu(&self.fc1.forward(&self.norm2.forward(&x)?)?)?)?;
+        let m = self.fc2.forward(&self.fc1.forward_gelu(&self.norm2.forward(&x)?)?)?;
         x + m
     }
 

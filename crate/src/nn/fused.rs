@@ -1,9 +1,11 @@
-//! The transformer's two heaviest pieces as single CPU ops with hand-written
-//! backward passes: a linear layer over any number of leading dimensions, and
-//! the attention core from the fused `qkv` projection to the merged heads.
+//! The transformer's heaviest pieces as single CPU ops with hand-written
+//! backward passes: a linear layer over any number of leading dimensions
+//! (optionally followed by GELU, the MLP's first layer), and the attention
+//! core from the fused `qkv` projection to the merged heads.
 //!
 //! ```text
 //! linear:     y = x Wᵀ + b                      ∂x = ∂y W,   ∂W = ∂yᵀ x,   ∂b = Σ_rows ∂y
+//! with GELU:  y = GELU(h),  h = x Wᵀ + b         ∂h = ∂y ⊙ GELU′(h), then as above with ∂h
 //! attention:  per batch entry and head,  S = Q Kᵀ / √d_h + M,  P = softmax_rows(S),  O = P V
 //!             ∂V = Pᵀ ∂O,   ∂P = ∂O Vᵀ,   ∂S = P ⊙ (∂P − rowsum(∂P ⊙ P)),
 //!             ∂Q = ∂S K / √d_h,   ∂K = ∂Sᵀ Q / √d_h
@@ -16,9 +18,10 @@
 //! product, bias, reshape) and multi-head attention about twenty (split of
 //! `qkv` into heads, scaling, mask, softmax, two batched products, merge);
 //! the scores `(B, heads, L, L)` are the largest tensors of a small ViT. Here
-//! each is one node. The attention op keeps no probabilities between the
-//! passes: the backward recomputes `P` one head at a time (about 2 % more
-//! arithmetic for the course's ViT, and no `(B, heads, L, L)` buffer at all).
+//! each is one node. The attention op keeps the probabilities `P` of its
+//! forward pass for the backward pass (as the composed form does), and
+//! recomputes them one head at a time if a second backward pass through the
+//! same graph finds them gone.
 //!
 //! Work is split across threads by rows (linear) or by batch entry
 //! (attention, each entry's heads one after another with single-threaded
@@ -26,10 +29,11 @@
 //! callers use the composed forms, which these ops are tested against.
 
 use super::im2col::{f32_slice, matmul, Mat};
-use super::ops::ColumnSum;
+use super::ops::{normal_cdf_and_exp, ColumnSum, FusedGeluBackward};
 use candle_core::{CpuStorage, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
+use std::sync::Mutex;
 
 /// Whether every tensor is an f32 tensor on the CPU (where the fused ops run).
 pub(crate) fn cpu_f32(ts: &[&Tensor]) -> bool {
@@ -41,7 +45,17 @@ pub(crate) fn cpu_f32(ts: &[&Tensor]) -> bool {
 /// # Shapes
 /// `x (…, in)`, `w (out, in)`, `b (out,)` → `(…, out)`.
 pub(crate) fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, FusedLinear)
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, FusedLinear { gelu: None })
+}
+
+/// `GELU(x Wᵀ + b)` as one op (CPU, f32): the transformer MLP's first layer.
+/// The pre-activation is kept for the backward pass, which applies GELU's
+/// derivative and then runs the linear layer's backward.
+///
+/// # Shapes
+/// `x (…, in)`, `w (out, in)`, `b (out,)` → `(…, out)`.
+pub(crate) fn linear_gelu(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, FusedLinear { gelu: Some(Mutex::new(None)) })
 }
 
 /// Multi-head attention from the fused projection `qkv` (per token the
@@ -52,7 +66,7 @@ pub(crate) fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// # Shapes
 /// `qkv (B, L, 3·D)`, `mask (B, 1, L, L)` → `(B, L, D)`.
 pub(crate) fn attention(qkv: &Tensor, heads: usize, mask: Option<&Tensor>) -> Result<Tensor> {
-    let op = FusedAttention { heads };
+    let op = FusedAttention { heads, saved: Mutex::new(None) };
     match mask {
         None => qkv.contiguous()?.apply_op1(op),
         Some(m) => qkv.contiguous()?.apply_op2(&m.contiguous()?, op),
@@ -73,8 +87,15 @@ fn rows_and_width(l: &Layout) -> (usize, usize) {
     }
 }
 
-/// See [`linear`].
-struct FusedLinear;
+/// Rows per block of the linear + GELU forward pass: the block's
+/// pre-activation is still in cache when GELU reads it.
+const GELU_BLOCK_ROWS: usize = 32;
+
+/// See [`linear`] and [`linear_gelu`]; `gelu` holds the pre-activation
+/// `x Wᵀ + b` between the passes (with its shape), when GELU follows.
+struct FusedLinear {
+    gelu: Option<Mutex<Option<(Vec<f32>, Shape)>>>,
+}
 /// `(∂y (…, out), W (out, in))` ↦ `∂x = ∂y W (…, in)`.
 struct LinearInputGrad;
 /// `(∂y (…, out), x (…, in))` ↦ `∂W = ∂yᵀ x (out, in)`.
@@ -82,7 +103,7 @@ struct LinearWeightGrad;
 
 impl candle_core::CustomOp3 for FusedLinear {
     fn name(&self) -> &'static str {
-        "sslab-linear"
+        if self.gelu.is_some() { "sslab-linear-gelu" } else { "sslab-linear" }
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
@@ -93,26 +114,51 @@ impl candle_core::CustomOp3 for FusedLinear {
             candle_core::bail!("linear: input {:?}, weight {:?} and bias {:?} do not fit (…, in) · (out, in)ᵀ + (out,)", l1.shape(), l2.shape(), l3.shape());
         }
         let mut out = vec![0f32; rows * o];
+        let mut pre = vec![0f32; if self.gelu.is_some() { rows * o } else { 0 }];
         if rows * o > 0 {
             let per = rows_per_thread(rows);
-            out.par_chunks_mut(per * o).enumerate().for_each(|(c, dst)| {
+            let product = |c: usize, dst: &mut [f32]| {
                 let r = dst.len() / o;
                 for row in dst.chunks_mut(o) {
                     row.copy_from_slice(b);
                 }
                 if i > 0 {
-                    let xs = &x[c * per * i..(c * per + r) * i];
+                    let xs = &x[c * i..(c + r) * i];
                     matmul(dst, o, true, Mat::new(xs, r, i), Mat::new(w, o, i).t(), Parallelism::None);
                 }
-            });
+            };
+            if self.gelu.is_some() {
+                out.par_chunks_mut(per * o).zip(pre.par_chunks_mut(per * o)).enumerate().for_each(|(c, (dst, keep))| {
+                    for (k, (d, h)) in dst.chunks_mut(GELU_BLOCK_ROWS * o).zip(keep.chunks_mut(GELU_BLOCK_ROWS * o)).enumerate() {
+                        product(c * per + k * GELU_BLOCK_ROWS, d);
+                        h.copy_from_slice(d);
+                        d.iter_mut().for_each(|v| *v *= normal_cdf_and_exp(*v).0);
+                    }
+                });
+            } else {
+                out.par_chunks_mut(per * o).enumerate().for_each(|(c, dst)| product(c * per, dst));
+            }
         }
         let mut dims = l1.shape().dims().to_vec();
         *dims.last_mut().expect("rank checked above") = o;
-        Ok((CpuStorage::F32(out), Shape::from(dims)))
+        let shape = Shape::from(dims);
+        if let Some(Ok(mut keep)) = self.gelu.as_ref().map(|m| m.lock()) {
+            *keep = Some((pre, shape.clone()));
+        }
+        Ok((CpuStorage::F32(out), shape))
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let g = grad.contiguous()?;
+        let mut g = grad.contiguous()?;
+        if let Some(keep) = &self.gelu {
+            // ∂(x Wᵀ + b) = ∂y ⊙ GELU′(x Wᵀ + b); the pre-activation is
+            // recomputed if a second backward pass finds it gone
+            let pre = match keep.lock().ok().and_then(|mut k| k.take()) {
+                Some((v, shape)) => Tensor::from_vec(v, shape, x.device())?,
+                None => x.apply_op3_no_bwd(w, b, &FusedLinear { gelu: None })?,
+            };
+            g = pre.apply_op2_no_bwd(&g, &FusedGeluBackward)?;
+        }
         let gx = g.apply_op2_no_bwd(w, &LinearInputGrad)?;
         let gw = g.apply_op2_no_bwd(x, &LinearWeightGrad)?;
         let gb = g.apply_op1_no_bwd(&ColumnSum)?.reshape(b.shape())?;
@@ -168,15 +214,18 @@ impl candle_core::CustomOp2 for LinearWeightGrad {
     }
 }
 
-/// See [`attention`].
-#[derive(Clone, Copy)]
+/// See [`attention`]. The forward pass keeps the probabilities `P` of every
+/// head for the backward pass, which takes them (and recomputes them if they
+/// are gone, for a second backward pass through the same graph).
 struct FusedAttention {
     heads: usize,
+    saved: Mutex<Option<Vec<f32>>>,
 }
-/// The backward of [`FusedAttention`]: `(qkv, ∂out[, mask])` ↦ `∂qkv`.
-#[derive(Clone, Copy)]
+/// The backward of [`FusedAttention`]: `(qkv, ∂out[, mask])` ↦ `∂qkv`, with
+/// the forward pass's probabilities `(B, heads, L, L)` when it has them.
 struct FusedAttentionBackward {
     heads: usize,
+    probs: Option<Vec<f32>>,
 }
 
 /// The sizes of one attention call.
@@ -240,36 +289,43 @@ impl AttnGeometry {
         }
     }
 
-    fn forward(&self, qkv: &[f32], mask: Option<&[f32]>) -> Vec<f32> {
-        let (l, d, dh) = (self.l, self.d, self.dh());
+    /// The merged heads `(B, L, D)` and the probabilities `(B, heads, L, L)`.
+    fn forward(&self, qkv: &[f32], mask: Option<&[f32]>) -> (Vec<f32>, Vec<f32>) {
+        let (l, d, dh, heads) = (self.l, self.d, self.dh(), self.heads);
         let mut out = vec![0f32; self.b * l * d];
-        out.par_chunks_mut(l * d).enumerate().for_each_init(
-            || vec![0f32; l * l],
-            |p, (bi, dst)| {
-                let src = &qkv[bi * l * 3 * d..(bi + 1) * l * 3 * d];
-                let m = mask.map(|m| &m[bi * l * l..(bi + 1) * l * l]);
-                for h in 0..self.heads {
-                    self.probabilities(p, src, m, h);
-                    let (_, _, v) = self.qkv(src, h);
-                    matmul(&mut dst[h * dh..], d, false, Mat::new(p, l, l), v, Parallelism::None);
-                }
-            },
-        );
-        out
+        let mut probs = vec![0f32; self.b * heads * l * l];
+        out.par_chunks_mut(l * d).zip(probs.par_chunks_mut(heads * l * l)).enumerate().for_each(|(bi, (dst, pb))| {
+            let src = &qkv[bi * l * 3 * d..(bi + 1) * l * 3 * d];
+            let m = mask.map(|m| &m[bi * l * l..(bi + 1) * l * l]);
+            for (h, p) in pb.chunks_mut(l * l).enumerate() {
+                self.probabilities(p, src, m, h);
+                let (_, _, v) = self.qkv(src, h);
+                matmul(&mut dst[h * dh..], d, false, Mat::new(p, l, l), v, Parallelism::None);
+            }
+        });
+        (out, probs)
     }
 
-    fn backward(&self, qkv: &[f32], grad: &[f32], mask: Option<&[f32]>) -> Vec<f32> {
+    /// `∂qkv`; `probs` are the forward pass's probabilities, recomputed when absent.
+    fn backward(&self, qkv: &[f32], grad: &[f32], mask: Option<&[f32]>, probs: Option<&[f32]>) -> Vec<f32> {
         let (l, d, dh) = (self.l, self.d, self.dh());
         let scale = self.scale();
+        let probs = probs.filter(|p| p.len() == self.b * self.heads * l * l);
         let mut out = vec![0f32; self.b * l * 3 * d];
         out.par_chunks_mut(l * 3 * d).enumerate().for_each_init(
             || (vec![0f32; l * l], vec![0f32; l * l]),
-            |(p, dp), (bi, dst)| {
+            |(pbuf, dp), (bi, dst)| {
                 let src = &qkv[bi * l * 3 * d..(bi + 1) * l * 3 * d];
                 let gb = &grad[bi * l * d..(bi + 1) * l * d];
                 let m = mask.map(|m| &m[bi * l * l..(bi + 1) * l * l]);
                 for h in 0..self.heads {
-                    self.probabilities(p, src, m, h);
+                    let p: &[f32] = match probs {
+                        Some(all) => &all[(bi * self.heads + h) * l * l..][..l * l],
+                        None => {
+                            self.probabilities(pbuf, src, m, h);
+                            pbuf
+                        }
+                    };
                     let (q, k, v) = self.qkv(src, h);
                     let go = Mat::strided(&gb[h * dh..], l, dh, d);
                     let pm = Mat::new(p, l, l);
@@ -296,12 +352,13 @@ impl candle_core::CustomOp1 for FusedAttention {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = AttnGeometry::of(l, self.heads, None)?;
-        let out = g.forward(f32_slice(s, l, "attention")?, None);
+        let (out, probs) = g.forward(f32_slice(s, l, "attention")?, None);
+        self.keep(probs);
         Ok((CpuStorage::F32(out), Shape::from((g.b, g.l, g.d))))
     }
 
     fn bwd(&self, qkv: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(qkv.apply_op2_no_bwd(&grad.contiguous()?, &FusedAttentionBackward { heads: self.heads })?))
+        Ok(Some(qkv.apply_op2_no_bwd(&grad.contiguous()?, &self.backward_op())?))
     }
 }
 
@@ -312,13 +369,27 @@ impl candle_core::CustomOp2 for FusedAttention {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = AttnGeometry::of(l1, self.heads, Some(l2))?;
-        let out = g.forward(f32_slice(s1, l1, "attention")?, Some(f32_slice(s2, l2, "attention mask")?));
+        let (out, probs) = g.forward(f32_slice(s1, l1, "attention")?, Some(f32_slice(s2, l2, "attention mask")?));
+        self.keep(probs);
         Ok((CpuStorage::F32(out), Shape::from((g.b, g.l, g.d))))
     }
 
     fn bwd(&self, qkv: &Tensor, mask: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let gq = qkv.apply_op3_no_bwd(&grad.contiguous()?, mask, &FusedAttentionBackward { heads: self.heads })?;
+        let gq = qkv.apply_op3_no_bwd(&grad.contiguous()?, mask, &self.backward_op())?;
         Ok((Some(gq), None))
+    }
+}
+
+impl FusedAttention {
+    fn keep(&self, probs: Vec<f32>) {
+        if let Ok(mut saved) = self.saved.lock() {
+            *saved = Some(probs);
+        }
+    }
+
+    fn backward_op(&self) -> FusedAttentionBackward {
+        let probs = self.saved.lock().ok().and_then(|mut s| s.take());
+        FusedAttentionBackward { heads: self.heads, probs }
     }
 }
 
@@ -332,7 +403,7 @@ impl FusedAttentionBackward {
             Some((s, l)) => Some(f32_slice(s, l, "attention mask")?),
             None => None,
         };
-        let out = g.backward(f32_slice(s1, l1, "attention backward")?, f32_slice(s2, l2, "attention backward")?, m);
+        let out = g.backward(f32_slice(s1, l1, "attention backward")?, f32_slice(s2, l2, "attention backward")?, m, self.probs.as_deref());
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -462,6 +533,53 @@ mod tests {
             b[i] -= eps;
             let want = (loss(&a) - loss(&b)) / (2.0 * eps);
             assert!((g[i] - want).abs() < 2e-2 * (1.0 + want.abs()), "∂qkv[{i}]: {} vs finite difference {want}", g[i]);
+        }
+    }
+
+    /// The first backward pass uses the kept probabilities, a second one
+    /// through the same graph recomputes them: both give the same gradient.
+    #[test]
+    fn fused_attention_second_backward_recomputes_the_probabilities() {
+        let dev = Device::Cpu;
+        let x = Var::from_tensor(&SeededRng::new(12).randn((3, 5, 12), 1.0, &dev).unwrap()).unwrap();
+        let mask = attention_bias(3, 5, true, None, &dev).unwrap();
+        let loss = weighted_sum(&attention(x.as_tensor(), 2, mask.as_ref()).unwrap());
+        let first = flat(loss.backward().unwrap().get(x.as_tensor()).unwrap());
+        let second = flat(loss.backward().unwrap().get(x.as_tensor()).unwrap());
+        assert!(first.iter().any(|v| v.abs() > 1e-3));
+        assert_close("second backward", &second, &first, 1e-6);
+    }
+
+    /// Linear + GELU against Candle's composed product, bias and `gelu_erf`,
+    /// twice through the same graph (the second backward pass recomputes the
+    /// pre-activation).
+    #[test]
+    fn fused_linear_gelu_matches_the_composed_form() {
+        let dev = Device::Cpu;
+        for (seed, (lead, i, o)) in [(vec![1], 3, 2), (vec![2, 37], 5, 7), (vec![70], 8, 16)].into_iter().enumerate() {
+            let mut r = SeededRng::new(70 + seed as u64);
+            let mut xs = lead.clone();
+            xs.push(i);
+            let (x, w, b) = (r.randn(xs.clone(), 1.5, &dev).unwrap(), r.randn((o, i), 1.0, &dev).unwrap(), r.randn(o, 1.0, &dev).unwrap());
+            let (x1, w1, b1) = (Var::from_tensor(&x).unwrap(), Var::from_tensor(&w).unwrap(), Var::from_tensor(&b).unwrap());
+            let loss1 = weighted_sum(&linear_gelu(x1.as_tensor(), w1.as_tensor(), b1.as_tensor()).unwrap());
+            let g1 = loss1.backward().unwrap();
+            let again = loss1.backward().unwrap();
+            let (x2, w2, b2) = (Var::from_tensor(&x).unwrap(), Var::from_tensor(&w).unwrap(), Var::from_tensor(&b).unwrap());
+            let rows = x.elem_count() / i;
+            let h = x2.as_tensor().reshape((rows, i)).unwrap().matmul(&w2.as_tensor().t().unwrap()).unwrap().broadcast_add(b2.as_tensor()).unwrap();
+            let loss2 = weighted_sum(&h.gelu_erf().unwrap());
+            let g2 = loss2.backward().unwrap();
+            let what = format!("input {xs:?}, {o} outputs");
+            assert_close(&format!("loss, {what}"), &[loss1.to_scalar::<f32>().unwrap()], &[loss2.to_scalar::<f32>().unwrap()], 1e-5);
+            for ((v1, v2), name) in [(&x1, &x2), (&w1, &w2), (&b1, &b2)].into_iter().zip(["∂x", "∂W", "∂b"]) {
+                let got = flat(g1.get(v1.as_tensor()).unwrap());
+                assert_close(&format!("{name}, {what}"), &got, &flat(g2.get(v2.as_tensor()).unwrap()), 1e-4);
+                // recomputed in other blocks of rows: equal up to rounding, relative to the largest entry
+                let scale = got.iter().fold(1f32, |m, v| m.max(v.abs()));
+                let worst = flat(again.get(v1.as_tensor()).unwrap()).iter().zip(&got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(worst <= 1e-6 * scale, "{name} again, {what}: off by {worst} (largest entry {scale})");
+            }
         }
     }
 

@@ -97,6 +97,24 @@ impl Linear {
     }
 }
 
+impl Linear {
+    /// `GELU(self.forward(x))`; on the CPU (f32) one op whose backward pass
+    /// applies GELU's derivative to the kept pre-activation (the transformer
+    /// MLP's first layer).
+    ///
+    /// # Shapes
+    /// `(…, in_dim)` → `(…, out_dim)`.
+    pub fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
+        let w = self.0.weight();
+        if let Some(b) = self.0.bias() {
+            if fused::cpu_f32(&[x, w, b]) && x.dims().last() == Some(&w.dim(1)?) {
+                return fused::linear_gelu(x, w, b);
+            }
+        }
+        ops::gelu(&self.forward(x)?)
+    }
+}
+
 impl Module for Linear {
     /// # Shapes
     /// `(B, in_dim)` → `(B, out_dim)`, or `(B, T, in_dim)` → `(B, T, out_dim)`.
@@ -108,9 +126,10 @@ impl Module for Linear {
     /// Any leading dimensions are flattened into one 2-D matrix product:
     /// `candle_nn::Linear` multiplies a 3-D input by a broadcast weight, whose
     /// gradient Candle then sums over the batch with a slow strided reduction,
-    /// as it does for the bias. On the CPU (f32) product and bias are one op
-    /// with a hand-written backward pass (one autodiff node instead of four);
-    /// elsewhere the bias is added by [`ops::add_bias`].
+    /// as it does for the bias. On the CPU (f32), for inputs of rank 3 or more
+    /// (a transformer's tokens), product and bias are one op with a
+    /// hand-written backward pass (one autodiff node instead of four);
+    /// otherwise the bias is added by [`ops::add_bias`].
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let w = self.0.weight();
         let (out_dim, in_dim) = w.dims2()?;
@@ -120,7 +139,7 @@ impl Module for Linear {
             _ => candle_core::bail!("Linear({in_dim} → {out_dim}) expects input (…, {in_dim}), got shape {dims:?}"),
         }
         if let Some(b) = self.0.bias() {
-            if fused::cpu_f32(&[x, w, b]) {
+            if x.rank() >= 3 && fused::cpu_f32(&[x, w, b]) {
                 return fused::linear(x, w, b);
             }
         }

@@ -441,7 +441,7 @@ const ELEMS_PER_TASK: usize = 16 * 1024;
 /// below 1.5·10⁻⁷, about one f32 ulp near 1), computed on the side of the tail
 /// so that Φ of a large negative `x` keeps its relative precision.
 #[inline]
-fn normal_cdf_and_exp(x: f32) -> (f32, f32) {
+pub(crate) fn normal_cdf_and_exp(x: f32) -> (f32, f32) {
     let u = x.abs() * std::f32::consts::FRAC_1_SQRT_2;
     let t = 1.0 / (1.0 + 0.327_591_1 * u);
     let poly = t * (0.254_829_6 + t * (-0.284_496_74 + t * (1.421_413_7 + t * (-1.453_152_1 + t * 1.061_405_4))));
@@ -453,7 +453,7 @@ fn normal_cdf_and_exp(x: f32) -> (f32, f32) {
 /// GELU in one pass on the CPU: `y = x · Φ(x)`.
 struct FusedGelu;
 /// The backward of [`FusedGelu`]: `(x, g) ↦ g · (Φ(x) + x · exp(−x²/2) / √(2π))`.
-struct FusedGeluBackward;
+pub(crate) struct FusedGeluBackward;
 
 impl candle_core::CustomOp1 for FusedGelu {
     fn name(&self) -> &'static str {
