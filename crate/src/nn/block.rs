@@ -134,7 +134,7 @@ impl MultiHeadAttention {
     pub fn forward_masked(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         let (b, l, d) = self.check(x, bias)?;
         let qkv = self.qkv.forward(x)?;
-        let out = if fused::cpu_f32(&[&qkv]) && bias.map_or(true, |m| fused::cpu_f32(&[m])) {
+        let out = if fused::cpu_f32(&[&qkv]) && bias.is_none_or(|m| fused::cpu_f32(&[m])) {
             fused::attention(&qkv, self.heads, bias)?
         } else {
             attention_composed(&qkv, (b, l, d), self.heads, bias)?.0

@@ -94,8 +94,11 @@ const GELU_BLOCK_ROWS: usize = 32;
 /// See [`linear`] and [`linear_gelu`]; `gelu` holds the pre-activation
 /// `x Wᵀ + b` between the passes (with its shape), when GELU follows.
 struct FusedLinear {
-    gelu: Option<Mutex<Option<(Vec<f32>, Shape)>>>,
+    gelu: Option<Mutex<Option<Kept>>>,
 }
+
+/// A pre-activation kept between the passes, with its shape.
+type Kept = (Vec<f32>, Shape);
 /// `(∂y (…, out), W (out, in))` ↦ `∂x = ∂y W (…, in)`.
 struct LinearInputGrad;
 /// `(∂y (…, out), x (…, in))` ↦ `∂W = ∂yᵀ x (out, in)`.
