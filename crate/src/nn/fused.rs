@@ -29,7 +29,7 @@
 //! callers use the composed forms, which these ops are tested against.
 
 use super::im2col::{f32_slice, matmul, Mat};
-use super::ops::{normal_cdf_and_exp, ColumnSum, FusedGeluBackward};
+use super::ops::{exp_shifted_in_place, gelu_in_place, ColumnSum, FusedGeluBackward};
 use candle_core::{CpuStorage, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -135,7 +135,7 @@ impl candle_core::CustomOp3 for FusedLinear {
                     for (k, (d, h)) in dst.chunks_mut(GELU_BLOCK_ROWS * o).zip(keep.chunks_mut(GELU_BLOCK_ROWS * o)).enumerate() {
                         product(c * per + k * GELU_BLOCK_ROWS, d);
                         h.copy_from_slice(d);
-                        d.iter_mut().for_each(|v| *v *= normal_cdf_and_exp(*v).0);
+                        gelu_in_place(d);
                     }
                 });
             } else {
@@ -282,12 +282,8 @@ impl AttnGeometry {
                 None => row.iter_mut().for_each(|s| *s *= scale),
             }
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for s in row.iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s;
-            }
-            let inv = 1.0 / sum;
+            exp_shifted_in_place(row, max);
+            let inv = 1.0 / row.iter().sum::<f32>();
             row.iter_mut().for_each(|s| *s *= inv);
         }
     }
