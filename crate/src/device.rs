@@ -89,29 +89,6 @@ fn pick(required: bool) -> Result<DeviceChoice> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn device_without_cuda_is_cpu_with_a_reason() {
-        let choice = pick(false).unwrap();
-        #[cfg(not(feature = "cuda"))]
-        {
-            assert!(choice.device.is_cpu());
-            assert!(choice.reason.contains("cuda"), "{}", choice.reason);
-            assert!(pick(true).unwrap_err().to_string().contains("without the `cuda` feature"));
-        }
-        assert!(!choice.to_string().is_empty());
-    }
-
-    #[test]
-    fn reasons_keep_the_message_and_drop_a_backtrace() {
-        let e = candle_core::Error::Msg("DriverError(CUDA_ERROR_NO_DEVICE)".into()).bt();
-        assert_eq!(crate::message(&e), "DriverError(CUDA_ERROR_NO_DEVICE)");
-    }
-}
-
 /// Tunes glibc's allocator for training: keeps freed memory for reuse
 /// instead of returning it to the kernel after every step. [`device`] calls
 /// it, so every notebook and command trains with it.
@@ -135,5 +112,28 @@ pub fn tune_allocator() {
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, -1);
         libc::mallopt(libc::M_TOP_PAD, 256 << 20);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_without_cuda_is_cpu_with_a_reason() {
+        let choice = pick(false).unwrap();
+        #[cfg(not(feature = "cuda"))]
+        {
+            assert!(choice.device.is_cpu());
+            assert!(choice.reason.contains("cuda"), "{}", choice.reason);
+            assert!(pick(true).unwrap_err().to_string().contains("without the `cuda` feature"));
+        }
+        assert!(!choice.to_string().is_empty());
+    }
+
+    #[test]
+    fn reasons_keep_the_message_and_drop_a_backtrace() {
+        let e = candle_core::Error::Msg("DriverError(CUDA_ERROR_NO_DEVICE)".into()).bt();
+        assert_eq!(crate::message(&e), "DriverError(CUDA_ERROR_NO_DEVICE)");
     }
 }

@@ -257,7 +257,7 @@ impl Clip {
         let l = rows.iter().map(Vec::len).max().unwrap_or(1);
         let (mut ids, mut mask) = (Vec::with_capacity(rows.len() * l), Vec::with_capacity(rows.len() * l));
         for r in &rows {
-            ids.extend(r.iter().copied().chain(std::iter::repeat(PAD_ID).take(l - r.len())));
+            ids.extend(r.iter().copied().chain(std::iter::repeat_n(PAD_ID, l - r.len())));
             mask.extend((0..l).map(|i| if i < r.len() { 1f32 } else { 0.0 }));
         }
         let b = rows.len();

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 /// The normalised 1-D Gaussian kernel of odd length `kernel_size` (torchvision's `_get_gaussian_kernel1d`).
 pub fn gaussian_kernel1d(kernel_size: usize, sigma: f64) -> Result<Vec<f32>> {
-    if kernel_size == 0 || kernel_size % 2 == 0 {
+    if kernel_size == 0 || kernel_size.is_multiple_of(2) {
         candle_core::bail!("gaussian_kernel1d: kernel_size must be odd and positive, got {kernel_size}");
     }
     if !(sigma.is_finite() && sigma > 0.0) {

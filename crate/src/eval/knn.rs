@@ -305,7 +305,7 @@ mod tests {
         let r = knn_accuracy(&train, &ytr, &test, &yte, c, &cfg).unwrap();
         assert_eq!(r.accuracy, 0.375);
         let votes: Vec<Vec<f32>> = knn_votes(&train, &ytr, &test, c, &cfg).unwrap().to_vec2().unwrap();
-        for (g, w) in votes[0].iter().zip([0.0, 639296.875, 529929.06, 324279.66]) {
+        for (g, w) in votes[0].iter().zip([0.0, 639_296.9, 529929.06, 324279.66]) {
             assert!((g - w).abs() <= 1e-4 * w, "{g} vs {w}");
         }
         let total: f32 = votes[1].iter().sum();

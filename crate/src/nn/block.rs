@@ -75,7 +75,7 @@ pub struct MultiHeadAttention {
 
 /// Builds a [`MultiHeadAttention`] (`qkv (3D, D)`, `proj (D, D)` under `vb`); `dim` must divide by `heads`.
 pub fn multi_head_attention(dim: usize, heads: usize, vb: VarBuilder) -> Result<MultiHeadAttention> {
-    if dim == 0 || heads == 0 || dim % heads != 0 {
+    if dim == 0 || heads == 0 || !dim.is_multiple_of(heads) {
         candle_core::bail!("multi_head_attention needs dim > 0 divisible by heads > 0, got dim {dim}, heads {heads}");
     }
     Ok(MultiHeadAttention { qkv: linear(dim, 3 * dim, vb.pp("qkv"))?, proj: linear(dim, dim, vb.pp("proj"))?, heads, dim })

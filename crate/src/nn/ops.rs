@@ -451,7 +451,7 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     let t = x * LOG2E + ROUND;
     let n = t - ROUND;
     let r = (x - n * 0.693_359_4) - n * -2.121_944_4e-4;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5.000_000_1e-1;
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5e-1;
     let e = p * (r * r) + r + 1.0;
     // t's bits are those of 1.5·2²³ plus n (its last place is 1), so n + 127
     // comes out with integer arithmetic, which vectorises (a cast does not)

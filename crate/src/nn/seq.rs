@@ -57,7 +57,7 @@ pub struct Conv1dEncoder {
 
 /// Builds a [`Conv1dEncoder`] (parameters `conv{i}`, `bn{i}` under `vb`).
 pub fn conv1d_encoder(cfg: &Conv1dEncoderConfig, vb: VarBuilder) -> Result<Conv1dEncoder> {
-    if cfg.in_channels == 0 || cfg.widths.is_empty() || cfg.widths.contains(&0) || cfg.kernel_size % 2 == 0 {
+    if cfg.in_channels == 0 || cfg.widths.is_empty() || cfg.widths.contains(&0) || cfg.kernel_size.is_multiple_of(2) {
         candle_core::bail!("Conv1dEncoderConfig needs in_channels > 0, non-zero widths and an odd kernel_size, got {cfg:?}");
     }
     let k = cfg.kernel_size;

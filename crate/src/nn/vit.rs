@@ -126,7 +126,7 @@ fn resize_position_grid(pos: &Tensor, g: usize, gh: usize, gw: usize) -> Result<
 pub fn vit(cfg: &VitConfig, vb: VarBuilder) -> Result<Vit> {
     let ok = cfg.patch_size > 0
         && cfg.image_size >= cfg.patch_size
-        && cfg.image_size % cfg.patch_size == 0
+        && cfg.image_size.is_multiple_of(cfg.patch_size)
         && cfg.in_channels > 0
         && cfg.depth > 0;
     if !ok {

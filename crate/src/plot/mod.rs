@@ -27,34 +27,6 @@ pub use line::{LinePlot, Timeline};
 pub use scatter::{pca_2d, ScatterPlot};
 pub use table::Table;
 
-#[cfg(test)]
-mod tick_tests {
-    use super::tick_label;
-
-    #[test]
-    fn tick_labels_are_short_and_exact() {
-        let cases = [
-            (0.0, "0"),
-            (-0.0001, "-1e-4"),
-            (1998.0, "1998"),
-            (100.0, "100"),
-            (0.5, "0.5"),
-            (0.1 + 0.2, "0.3"),
-            (-2.25, "-2.25"),
-            (0.0005, "5e-4"),
-            (99_999.0, "99999"),
-            (100_000.0, "1e5"),
-            (3.5e9, "3.5e9"),
-            (1.234_567e13, "1.23e13"),
-            (-4e6, "-4e6"),
-        ];
-        for (v, want) in cases {
-            assert_eq!(tick_label(v), want, "tick_label({v})");
-        }
-        assert_eq!(tick_label(f64::NAN), "NaN");
-    }
-}
-
 /// Prints `content` as evcxr rich output of type `mime` (one per MIME type per cell survives).
 pub fn emit(mime: &str, content: &str) {
     println!("EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT");
@@ -118,3 +90,31 @@ pub(crate) const PALETTE: [(u8, u8, u8); 8] = [
     (227, 119, 194),
     (127, 127, 127),
 ];
+
+#[cfg(test)]
+mod tick_tests {
+    use super::tick_label;
+
+    #[test]
+    fn tick_labels_are_short_and_exact() {
+        let cases = [
+            (0.0, "0"),
+            (-0.0001, "-1e-4"),
+            (1998.0, "1998"),
+            (100.0, "100"),
+            (0.5, "0.5"),
+            (0.1 + 0.2, "0.3"),
+            (-2.25, "-2.25"),
+            (0.0005, "5e-4"),
+            (99_999.0, "99999"),
+            (100_000.0, "1e5"),
+            (3.5e9, "3.5e9"),
+            (1.234_567e13, "1.23e13"),
+            (-4e6, "-4e6"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(tick_label(v), want, "tick_label({v})");
+        }
+        assert_eq!(tick_label(f64::NAN), "NaN");
+    }
+}
