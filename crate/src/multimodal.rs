@@ -30,9 +30,11 @@ use crate::loss::{clip, clip_with_logit_scale, l2_normalize};
 use crate::method::{Encoder, EncoderConfig};
 use crate::nn::{linear, CnnConfig, Linear, Params, TextEncoder, TextEncoderConfig};
 use crate::rng::derive_seed;
-use crate::train::{finite_loss, History, Optim, OptimizerConfig, Schedule, StepSampler};
+use crate::train::{finite_loss, load_checkpoint, save_checkpoint, History, Optim, OptimizerConfig, Schedule, StepSampler};
 use candle_core::{DType, Device, Module, ModuleT, Result, Tensor, D};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
 
 /// The longest caption or prompt, in words (the text encoder's positions).
 const MAX_WORDS: usize = 16;
@@ -191,6 +193,57 @@ impl Clip {
     /// The settings.
     pub fn config(&self) -> &ClipConfig {
         &self.config
+    }
+
+    /// Training steps taken so far.
+    pub fn steps_taken(&self) -> usize {
+        self.step
+    }
+
+    /// Saves the model (parameters, optimiser state, settings, progress and
+    /// history) into the directory `dir`, atomically: `config.json`,
+    /// `model.safetensors`, `optimizer.safetensors`.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let model: HashMap<String, Tensor> =
+            self.params.named_vars().into_iter().map(|(k, v)| (k, v.as_tensor().clone())).collect();
+        let meta = serde_json::json!({
+            "format": "sslab-clip-v1",
+            "config": self.config,
+            "step": self.step,
+            "optimizer_steps": self.opt.steps_taken(),
+            "history": self.history,
+        });
+        save_checkpoint(dir, &meta, &[("model", &model), ("optimizer", &self.opt.state())])
+    }
+
+    /// Loads a model saved by [`Clip::save`], ready to continue training
+    /// (the same batches and schedule as an uninterrupted run) or to embed.
+    ///
+    /// # Errors
+    /// If `dir` is not a CLIP checkpoint, or a parameter is missing or has
+    /// another shape; the message names the directory and the parameter.
+    pub fn load(dir: impl AsRef<Path>, dev: &Device) -> Result<Self> {
+        let dir = dir.as_ref();
+        let ck = load_checkpoint(dir, dev)?;
+        let bad = |what: &str| candle_core::Error::Msg(format!("checkpoint {}: {what}", dir.display()));
+        if ck.config["format"] != "sslab-clip-v1" {
+            return Err(bad("not an sslab CLIP checkpoint (config.json has no format \"sslab-clip-v1\")"));
+        }
+        let config: ClipConfig = serde_json::from_value(ck.config["config"].clone()).map_err(|e| bad(&format!("bad \"config\" in config.json ({e})")))?;
+        let mut m = Self::new(config, dev)?;
+        let model = ck.group("model")?;
+        for (name, var) in m.params.named_vars() {
+            let t = model.get(&name).ok_or_else(|| bad(&format!("parameter {name} missing from model.safetensors")))?;
+            if t.dims() != var.dims() {
+                return Err(bad(&format!("parameter {name} has shape {:?}, the model needs {:?}", t.dims(), var.dims())));
+            }
+            var.set(t)?;
+        }
+        let opt_steps = ck.config["optimizer_steps"].as_u64().unwrap_or(0) as usize;
+        m.opt.load_state(ck.group("optimizer")?.clone(), opt_steps)?;
+        m.step = ck.config["step"].as_u64().ok_or_else(|| bad("no \"step\" in config.json"))? as usize;
+        m.history = serde_json::from_value(ck.config["history"].clone()).map_err(|e| bad(&format!("bad \"history\" in config.json ({e})")))?;
+        Ok(m)
     }
 
     /// Loss and in-batch accuracy per step, and the temperature as the part "temperature".
@@ -555,6 +608,43 @@ mod tests {
         assert!(m.train_for(1, &few).unwrap_err().to_string().contains("fewer than a batch of 32"));
         let e = m.zero_shot(&few.images, Attribute::Shape, &Prompts::Template("a small red circle".into())).unwrap_err().to_string();
         assert!(e.contains("exactly one {}"), "{e}");
+    }
+
+    /// Three steps, save, load, three more: the same losses and parameters
+    /// as six steps straight; a directory that is not a CLIP checkpoint is named.
+    #[test]
+    fn clip_resumes_exactly_and_names_a_bad_checkpoint() {
+        let dev = Device::Cpu;
+        let data = captioned_shapes(96, 0).unwrap();
+        let mut straight = Clip::new(tiny(), &dev).unwrap();
+        straight.train_for(6, &data).unwrap();
+        let mut first = Clip::new(tiny(), &dev).unwrap();
+        first.train_for(3, &data).unwrap();
+        let dir = std::env::temp_dir().join(format!("sslab-clip-resume-{}", std::process::id()));
+        first.save(&dir).unwrap();
+        let mut resumed = Clip::load(&dir, &dev).unwrap();
+        resumed.train_for(3, &data).unwrap();
+        assert_eq!(resumed.steps_taken(), 6);
+        for (a, b) in resumed.history().loss.iter().zip(&straight.history().loss) {
+            assert!((a - b).abs() < 1e-9, "losses differ after resume: {a} vs {b}");
+        }
+        assert_eq!(resumed.history().loss.len(), 6);
+        for ((n, a), (_, b)) in straight.params().named_vars().iter().zip(resumed.params().named_vars()) {
+            let d: f32 = (a.as_tensor() - b.as_tensor()).unwrap().abs().unwrap().sum_all().unwrap().to_scalar().unwrap();
+            assert!(d < 1e-6, "parameter {n} differs after resume by {d}");
+        }
+        assert!((resumed.temperature().unwrap() - straight.temperature().unwrap()).abs() < 1e-9);
+        // a pretraining checkpoint is not a CLIP one
+        let cfg = crate::method::PretrainConfig { batch_size: 4, ..crate::method::PretrainConfig::for_method(crate::method::MethodName::Rotation) };
+        let p = crate::method::Pretrainer::new(cfg, (1, 28, 28), &dev).unwrap();
+        let other = std::env::temp_dir().join(format!("sslab-clip-other-{}", std::process::id()));
+        p.save(&other).unwrap();
+        let e = Clip::load(&other, &dev).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("not an sslab CLIP checkpoint") && e.contains(&other.display().to_string()), "{e}");
+        let e = Clip::load("/nonexistent/clip", &dev).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("/nonexistent/clip"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&other).unwrap();
     }
 
     /// Padding does not change a caption's embedding: the same prompt alone
