@@ -231,14 +231,7 @@ impl Clip {
         }
         let config: ClipConfig = serde_json::from_value(ck.config["config"].clone()).map_err(|e| bad(&format!("bad \"config\" in config.json ({e})")))?;
         let mut m = Self::new(config, dev)?;
-        let model = ck.group("model")?;
-        for (name, var) in m.params.named_vars() {
-            let t = model.get(&name).ok_or_else(|| bad(&format!("parameter {name} missing from model.safetensors")))?;
-            if t.dims() != var.dims() {
-                return Err(bad(&format!("parameter {name} has shape {:?}, the model needs {:?}", t.dims(), var.dims())));
-            }
-            var.set(t)?;
-        }
+        m.params.set_from(ck.group("model")?, &format!("checkpoint {}: model.safetensors", dir.display()))?;
         let opt_steps = ck.config["optimizer_steps"].as_u64().unwrap_or(0) as usize;
         m.opt.load_state(ck.group("optimizer")?.clone(), opt_steps)?;
         m.step = ck.config["step"].as_u64().ok_or_else(|| bad("no \"step\" in config.json"))? as usize;

@@ -763,14 +763,7 @@ impl Pretrainer {
             serde_json::from_value(ck.config["image_shape"].clone()).map_err(|e| bad(&format!("bad \"image_shape\" ({e})")))?;
         let &[c, h, w] = shape.as_slice() else { return Err(bad("\"image_shape\" must have 3 entries")) };
         let mut run = Self::new(config, (c, h, w), dev)?;
-        let model = ck.group("model")?;
-        for (name, var) in run.params.named_vars() {
-            let t = model.get(&name).ok_or_else(|| bad(&format!("parameter {name} missing from model.safetensors;")))?;
-            if t.dims() != var.dims() {
-                return Err(bad(&format!("parameter {name} has shape {:?}, the model needs {:?};", t.dims(), var.dims())));
-            }
-            var.set(t)?;
-        }
+        run.params.set_from(ck.group("model")?, &format!("checkpoint {}: model.safetensors", dir.display()))?;
         let opt_steps = ck.config["optimizer_steps"].as_u64().unwrap_or(0) as usize;
         run.opt.load_state(ck.group("optimizer")?.clone(), opt_steps)?;
         run.method.load_state(ck.group("state")?)?;

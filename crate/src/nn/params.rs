@@ -87,6 +87,29 @@ impl Params {
         Ok(n)
     }
 
+    /// Sets every variable from `tensors` by name (a checkpoint's model
+    /// group, say); an error naming `what` and the first variable that is
+    /// missing there or has another shape. Tensors are moved to the
+    /// variable's device and dtype. All are checked before any is set, so on
+    /// an error the store is unchanged.
+    pub fn set_from(&self, tensors: &std::collections::HashMap<String, Tensor>, what: &str) -> Result<()> {
+        let vars = self.named_vars();
+        let mut pairs = Vec::with_capacity(vars.len());
+        for (name, var) in &vars {
+            let Some(t) = tensors.get(name) else {
+                candle_core::bail!("{what}: parameter {name} is missing");
+            };
+            if t.dims() != var.dims() {
+                candle_core::bail!("{what}: parameter {name} has shape {:?}, the model needs {:?}", t.dims(), var.dims());
+            }
+            pairs.push((var, t));
+        }
+        for (var, t) in pairs {
+            var.set(&t.to_device(var.device())?.to_dtype(var.dtype())?)?;
+        }
+        Ok(())
+    }
+
     /// The trainable variables, sorted by name (no batch-norm running statistics).
     pub fn trainable_vars(&self) -> Vec<Var> {
         self.named_trainable_vars().into_iter().map(|(_, v)| v).collect()
@@ -155,6 +178,26 @@ impl SimpleBackend for Params {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_from_copies_by_name_and_names_a_missing_or_misshaped_tensor() {
+        let dev = Device::Cpu;
+        let p = Params::new(1);
+        let w = p.builder(&dev).get_with_hints((2, 3), "x.w", Init::Const(0.0)).unwrap();
+        let b = p.builder(&dev).get_with_hints(3, "x.b", Init::Const(0.0)).unwrap();
+        let mut t = std::collections::HashMap::new();
+        t.insert("x.w".to_string(), Tensor::ones((2, 3), DType::F64, &dev).unwrap());
+        let e = p.set_from(&t, "ck/model.safetensors").unwrap_err().to_string();
+        assert!(e.contains("ck/model.safetensors: parameter x.b is missing"), "{e}");
+        assert_eq!(w.to_vec2::<f32>().unwrap(), vec![vec![0.0; 3]; 2], "nothing is set on an error");
+        t.insert("x.b".to_string(), Tensor::ones(4, DType::F32, &dev).unwrap());
+        let e = p.set_from(&t, "ck").unwrap_err().to_string();
+        assert!(e.contains("x.b has shape [4], the model needs [3]"), "{e}");
+        t.insert("x.b".to_string(), Tensor::full(2f32, 3, &dev).unwrap());
+        p.set_from(&t, "ck").unwrap();
+        assert_eq!(w.to_vec2::<f32>().unwrap(), vec![vec![1.0; 3]; 2]); // converted from f64
+        assert_eq!(b.to_vec1::<f32>().unwrap(), vec![2.0; 3]);
+    }
 
     #[test]
     fn params_same_seed_same_values_regardless_of_order() {
