@@ -121,6 +121,11 @@ const CASES: &[Case] = &[
     Case { name: "loss: vicreg", inputs: &[&[16, 8], &[16, 8]], f: |x, _| loss::vicreg(&x[0], &x[1], 25.0, 25.0, 1.0) },
     Case { name: "loss: clip", inputs: &[&[8, 16], &[8, 16]], f: |x, _| loss::clip(&x[0], &x[1], 0.07) },
     Case {
+        name: "loss: clip, learnt logit scale",
+        inputs: &[&[8, 16], &[8, 16], &[1]],
+        f: |x, _| loss::clip_with_logit_scale(&x[0], &x[1], &x[2]),
+    },
+    Case {
         name: "loss: dino",
         inputs: &[&[8, 10], &[8, 10], &[8, 10], &[8, 10], &[8, 10], &[1, 10]],
         f: |x, _| loss::dino(&x[..3], &x[3..5], &x[5], 0.1, 0.04),
@@ -161,6 +166,12 @@ const CASES: &[Case] = &[
     Case { name: "add_bias", inputs: &[&[4, 5, 16], &[16]], f: |x, _| nn::add_bias(&x[0], &x[1]) },
     Case { name: "multi-head attention", inputs: &[&[2, 9, 32]], f: |x, vb| nn::multi_head_attention(32, 4, vb)?.forward(&x[0]) },
     Case { name: "transformer block", inputs: &[&[2, 9, 32]], f: |x, vb| nn::transformer_block(32, 4, 2.0, vb)?.forward(&x[0]) },
+    Case {
+        name: "masked attention (causal)",
+        inputs: &[&[2, 9, 32]],
+        f: |x, vb| nn::multi_head_attention(32, 4, vb)?.forward_masked(&x[0], nn::attention_bias(2, 9, true, None, x[0].device())?.as_ref()),
+    },
+    Case { name: "linear + GELU", inputs: &[&[4, 6, 32]], f: |x, vb| nn::linear(32, 48, vb)?.forward_gelu(&x[0]) },
     // encoders
     Case { name: "small CNN", inputs: &[&[4, 1, 28, 28]], f: |x, vb| CnnConfig::default().init(vb)?.forward(&x[0]) },
     Case {
