@@ -33,7 +33,6 @@ use crate::rng::derive_seed;
 use crate::train::{finite_loss, load_checkpoint, save_checkpoint, History, Optim, OptimizerConfig, Schedule, StepSampler};
 use candle_core::{DType, Device, Module, ModuleT, Result, Tensor, D};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::path::Path;
 
 /// The longest caption or prompt, in words (the text encoder's positions).
@@ -204,8 +203,7 @@ impl Clip {
     /// history) into the directory `dir`, atomically: `config.json`,
     /// `model.safetensors`, `optimizer.safetensors`.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
-        let model: HashMap<String, Tensor> =
-            self.params.named_vars().into_iter().map(|(k, v)| (k, v.as_tensor().clone())).collect();
+        let model = self.params.named_tensors();
         let meta = serde_json::json!({
             "format": "sslab-clip-v1",
             "config": self.config,

@@ -735,8 +735,7 @@ impl Pretrainer {
     /// Saves the run (parameters, optimiser state, method state, config,
     /// progress and history) into the directory `dir`, atomically.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
-        let model: HashMap<String, Tensor> =
-            self.params.named_vars().into_iter().map(|(k, v)| (k, v.as_tensor().clone())).collect();
+        let model = self.params.named_tensors();
         let meta = serde_json::json!({
             "format": "sslab-pretrain-v1",
             "config": self.config,

@@ -124,9 +124,8 @@ impl MultiHeadAttention {
     /// Attention output with an optional additive mask.
     ///
     /// On the CPU (f32) the attention core, from the `qkv` projection to the
-    /// merged heads, is one op with a hand-written backward pass that
-    /// recomputes the probabilities instead of keeping them; elsewhere the
-    /// composed form runs. Both give the same values and gradients (tests in
+    /// merged heads, is one op with a hand-written backward pass;
+    /// elsewhere the composed form runs. Both give the same values and gradients (tests in
     /// `nn::fused`).
     ///
     /// # Shapes
@@ -202,9 +201,7 @@ impl TransformerBlock {
     /// `x (B, L, D)`, `bias (B, 1, L, L)` → `((B, L, D), (B, heads, L, L))`.
     pub fn forward_with_attention(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
         let (a, attn) = self.attn.forward_with_attention(&self.norm1.forward(x)?, bias)?;
-        let x = (x + a)?;
-        let m = self.fc2.forward(&self.fc1.forward_gelu(&self.norm2.forward(&x)?)?)?;
-        Ok(((x + m)?, attn))
+        Ok((self.mlp_residual(&(x + a)?)?, attn))
     }
 
     /// The block's output with an optional additive mask from [`attention_bias`].
@@ -212,9 +209,12 @@ impl TransformerBlock {
     /// # Shapes
     /// `x (B, L, D)`, `bias (B, 1, L, L)` → `(B, L, D)`.
     pub fn forward_masked(&self, x: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        let x = (x + self.attn.forward_masked(&self.norm1.forward(x)?, bias)?)?;
-        let m = self.fc2.forward(&self.fc1.forward_gelu(&self.norm2.forward(&x)?)?)?;
-        x + m
+        self.mlp_residual(&(x + self.attn.forward_masked(&self.norm1.forward(x)?, bias)?)?)
+    }
+
+    /// `x + W₂ GELU(W₁ LN₂(x))`, the block's second half.
+    fn mlp_residual(&self, x: &Tensor) -> Result<Tensor> {
+        x + self.fc2.forward(&self.fc1.forward_gelu(&self.norm2.forward(x)?)?)?
     }
 
     /// The attention layer.

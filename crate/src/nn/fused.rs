@@ -29,7 +29,7 @@
 //! callers use the composed forms, which these ops are tested against.
 
 use super::im2col::{f32_slice, matmul, Mat};
-use super::ops::{exp_shifted_in_place, gelu_in_place, ColumnSum, FusedGeluBackward};
+use super::ops::{exp_shifted_in_place, gelu_slice, ColumnSum, FusedGeluBackward};
 use candle_core::{CpuStorage, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -135,7 +135,7 @@ impl candle_core::CustomOp3 for FusedLinear {
                     for (k, (d, h)) in dst.chunks_mut(GELU_BLOCK_ROWS * o).zip(keep.chunks_mut(GELU_BLOCK_ROWS * o)).enumerate() {
                         product(c * per + k * GELU_BLOCK_ROWS, d);
                         h.copy_from_slice(d);
-                        gelu_in_place(d);
+                        gelu_slice(d, h);
                     }
                 });
             } else {

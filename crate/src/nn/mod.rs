@@ -95,9 +95,7 @@ impl Linear {
     pub fn weight(&self) -> &Tensor {
         self.0.weight()
     }
-}
 
-impl Linear {
     /// `GELU(self.forward(x))`; on the CPU (f32) one op whose backward pass
     /// applies GELU's derivative to the kept pre-activation (the transformer
     /// MLP's first layer).

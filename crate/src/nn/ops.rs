@@ -493,20 +493,11 @@ macro_rules! simd_dispatch {
     }};
 }
 
-/// `dst = GELU(src)` element-wise (`dst` may be `src`'s copy: see [`gelu_in_place`]).
+/// `dst = GELU(src)` element-wise.
 pub(crate) fn gelu_slice(dst: &mut [f32], src: &[f32]) {
     simd_dispatch!(avx2, (dst: &mut [f32], src: &[f32]), {
         for (d, &v) in dst.iter_mut().zip(src) {
             *d = v * normal_cdf_and_exp(v).0;
-        }
-    })
-}
-
-/// `x ← GELU(x)` element-wise.
-pub(crate) fn gelu_in_place(x: &mut [f32]) {
-    simd_dispatch!(avx2, (x: &mut [f32]), {
-        for v in x.iter_mut() {
-            *v *= normal_cdf_and_exp(*v).0;
         }
     })
 }

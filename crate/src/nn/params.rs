@@ -87,6 +87,12 @@ impl Params {
         Ok(n)
     }
 
+    /// The current value of every variable by name (for a checkpoint's model
+    /// group): the tensors share storage with the variables.
+    pub fn named_tensors(&self) -> std::collections::HashMap<String, Tensor> {
+        self.named_vars().into_iter().map(|(k, v)| (k, v.as_tensor().clone())).collect()
+    }
+
     /// Sets every variable from `tensors` by name (a checkpoint's model
     /// group, say); an error naming `what` and the first variable that is
     /// missing there or has another shape. Tensors are moved to the
