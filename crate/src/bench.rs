@@ -16,7 +16,7 @@
 //! order of time.
 
 use crate::loss::nt_xent;
-use crate::nn::{conv2d, linear, relu_max_pool2d, Linear, Params, Vit, VitConfig};
+use crate::nn::{conv2d_relu_max_pool2d, linear, Linear, Params, Vit, VitConfig};
 use crate::rng::SeededRng;
 use crate::train::OptimizerConfig;
 use candle_core::{Device, Module, Result, Tensor};
@@ -108,7 +108,7 @@ impl Module for Cnn {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut x = x.clone();
         for (w, b) in &self.convs {
-            x = relu_max_pool2d(&conv2d(&x, w, Some(b), 1, 1)?)?;
+            x = conv2d_relu_max_pool2d(&x, w, Some(b), 1, 1)?;
         }
         self.proj.forward(&self.fc.forward(&x.mean((2, 3))?)?.relu()?)
     }

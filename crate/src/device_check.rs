@@ -151,6 +151,11 @@ const CASES: &[Case] = &[
         f: |x, vb| nn::conv2d(&x[0], &param(&vb, &[4, 3, 5, 5], "w")?, Some(&param(&vb, &[4], "b")?), 2, 1),
     },
     Case { name: "conv1d stride 2", inputs: &[&[3, 2, 21]], f: |x, vb| nn::conv1d(&x[0], &param(&vb, &[6, 2, 3], "w")?, None, 1, 2) },
+    Case {
+        name: "conv + relu + max-pool, odd sizes",
+        inputs: &[&[3, 4, 9, 7]],
+        f: |x, vb| nn::conv2d_relu_max_pool2d(&x[0], &param(&vb, &[6, 4, 3, 3], "w")?, Some(&param(&vb, &[6], "b")?), 1, 1),
+    },
     Case { name: "relu + max-pool 2×2", inputs: &[&[3, 5, 8, 8]], f: |x, _| nn::relu_max_pool2d(&x[0]) },
     Case { name: "relu + max-pool, odd sizes", inputs: &[&[2, 3, 7, 5]], f: |x, _| nn::relu_max_pool2d(&x[0]) },
     // every 2×2 window holds four equal values (nearest up-sampling): ties

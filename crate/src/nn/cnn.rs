@@ -109,6 +109,11 @@ impl ModuleT for SmallCnn {
         let last = self.convs.len() - 1;
         let mut x = x.clone();
         for (i, (conv, norm)) in self.convs.iter().zip(&self.norms).enumerate() {
+            if i < last && norm.is_none() {
+                // convolution, ReLU and pooling in one op (the same values and gradients)
+                x = super::conv2d_relu_max_pool2d(&x, conv.weight(), conv.bias(), 1, 1)?;
+                continue;
+            }
             x = super::conv2d(&x, conv.weight(), conv.bias(), 1, 1)?;
             if let Some(bn) = norm {
                 x = bn.forward_t(&x, train)?;

@@ -15,7 +15,7 @@
 //! | [`batch_norm`](mod@batch_norm) | [`BatchNorm`] with train/eval modes and live running statistics |
 //! | [`block`] | [`MultiHeadAttention`] (causal / padding masks), pre-norm [`TransformerBlock`] |
 //! | [`cnn`] | [`SmallCnn`], the chapter's small image encoder |
-//! | [`im2col`] | [`conv2d`] and [`conv1d`] as im2col + matrix product, with a fast CPU backward |
+//! | [`im2col`] | [`conv2d`] and [`conv1d`] as im2col + matrix product, with a fast CPU backward; [`conv2d_relu_max_pool2d`], the CNN layer as one op |
 //! | [`pool`] | [`relu_max_pool2d`]: ReLU + 2×2 max-pool fused, one-pass backward |
 //! | [`resnet`](mod@resnet) | a CIFAR-style [`ResNet`] of [`BasicBlock`]s |
 //! | [`vit`](mod@vit) | a tiny [`Vit`] (attention maps, MAE visible path) and the [`MaeDecoder`] |
@@ -55,7 +55,7 @@ pub use heads::{
     projection_head, simclr_projection_head, simsiam_prediction_head, simsiam_projection_head, vicreg_projection_head,
     Activation, DinoHead, ProjectionHead, ProjectionLayer,
 };
-pub use im2col::{conv1d, conv2d};
+pub use im2col::{conv1d, conv2d, conv2d_relu_max_pool2d};
 pub use pool::relu_max_pool2d;
 pub use params::Params;
 pub use queue::MocoQueue;

@@ -34,7 +34,7 @@ fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [
 /// First maximum of the window `[a0, a1; b0, b1]` (row-major order, as
 /// PyTorch breaks ties) as (position 0..4, value).
 #[inline(always)]
-fn window_max(a: &[f32], b: &[f32]) -> (usize, f32) {
+pub(crate) fn window_max(a: &[f32], b: &[f32]) -> (usize, f32) {
     let (mut at, mut m) = (0, a[0]);
     if a[1] > m {
         (at, m) = (1, a[1]);
