@@ -41,6 +41,7 @@ test-crate:
 
 test-runner: setup
 	$(PY) tests/runner_test.py
+	$(PY) tests/launch_test.py
 
 test-notebooks: setup
 	$(PY) kernel/run-notebooks --profile $(NOTEBOOK_PROFILE) notebooks
