@@ -32,13 +32,14 @@ def run(kernel_dir, **env):
     return r.stdout
 
 
-def fake_build(kernel_dir, age_s=0.0):
+def fake_build(kernel_dir, age_s=0.0, of=crate):
+    """Cargo's dependency list of a build of the sslab at `of`, `age_s` old."""
     deps = Path(kernel_dir) / "k" / "slot-0" / "target" / "x86_64-unknown-linux-gnu" / "debug" / "deps"
     deps.mkdir(parents=True, exist_ok=True)
-    lib = deps / "libsslab-0123456789abcdef.rlib"
-    lib.write_bytes(b"")
+    d = deps / "sslab-0123456789abcdef.d"
+    d.write_text(f"{d}: {of}/src/lib.rs {of}/src/nn/mod.rs\n")
     t = time.time() - age_s
-    os.utime(lib, (t, t))
+    os.utime(d, (t, t))
 
 
 def main():
@@ -53,6 +54,10 @@ def main():
         fake_build(d, age_s=time.time() - newest_source + 60)
         out = run(d)
         checks.append(("stale build: no warm start", dep_line not in out))
+        # a fresh build of another checkout's sslab: no warm start
+        fake_build(d, of="/elsewhere/crate")
+        out = run(d)
+        checks.append(("another checkout's build: no warm start", dep_line not in out))
         fake_build(d)
         out = run(d)
         checks.append(("fresh build: warm start", f"config={d}/k/slot-0.config\n" in out and dep_line in out
