@@ -223,17 +223,12 @@ impl Clip {
     pub fn load(dir: impl AsRef<Path>, dev: &Device) -> Result<Self> {
         let dir = dir.as_ref();
         let ck = load_checkpoint(dir, dev)?;
-        let bad = |what: &str| candle_core::Error::Msg(format!("checkpoint {}: {what}", dir.display()));
-        if ck.config["format"] != "sslab-clip-v1" {
-            return Err(bad("not an sslab CLIP checkpoint (config.json has no format \"sslab-clip-v1\")"));
-        }
-        let config: ClipConfig = serde_json::from_value(ck.config["config"].clone()).map_err(|e| bad(&format!("bad \"config\" in config.json ({e})")))?;
-        let mut m = Self::new(config, dev)?;
+        ck.expect_format("sslab-clip-v1", "an sslab CLIP checkpoint")?;
+        let mut m = Self::new(ck.entry("config")?, dev)?;
         m.params.set_from(ck.group("model")?, &format!("checkpoint {}: model.safetensors", dir.display()))?;
-        let opt_steps = ck.config["optimizer_steps"].as_u64().unwrap_or(0) as usize;
-        m.opt.load_state(ck.group("optimizer")?.clone(), opt_steps)?;
-        m.step = ck.config["step"].as_u64().ok_or_else(|| bad("no \"step\" in config.json"))? as usize;
-        m.history = serde_json::from_value(ck.config["history"].clone()).map_err(|e| bad(&format!("bad \"history\" in config.json ({e})")))?;
+        m.opt.load_state(ck.group("optimizer")?.clone(), ck.config["optimizer_steps"].as_u64().unwrap_or(0) as usize)?;
+        m.step = ck.entry("step")?;
+        m.history = ck.entry("history")?;
         Ok(m)
     }
 

@@ -752,22 +752,15 @@ impl Pretrainer {
     pub fn load(dir: impl AsRef<Path>, dev: &Device) -> Result<Self> {
         let dir = dir.as_ref();
         let ck = load_checkpoint(dir, dev)?;
-        let bad = |what: &str| candle_core::Error::Msg(format!("checkpoint {}: {what} in config.json", dir.display()));
-        if ck.config["format"] != "sslab-pretrain-v1" {
-            return Err(bad("not an sslab pretraining checkpoint (no format \"sslab-pretrain-v1\")"));
-        }
-        let config: PretrainConfig =
-            serde_json::from_value(ck.config["config"].clone()).map_err(|e| bad(&format!("bad \"config\" ({e})")))?;
-        let shape: Vec<usize> =
-            serde_json::from_value(ck.config["image_shape"].clone()).map_err(|e| bad(&format!("bad \"image_shape\" ({e})")))?;
-        let &[c, h, w] = shape.as_slice() else { return Err(bad("\"image_shape\" must have 3 entries")) };
-        let mut run = Self::new(config, (c, h, w), dev)?;
+        ck.expect_format("sslab-pretrain-v1", "an sslab pretraining checkpoint")?;
+        let shape: Vec<usize> = ck.entry("image_shape")?;
+        let &[c, h, w] = shape.as_slice() else { return Err(ck.config_error("\"image_shape\" must have 3 entries")) };
+        let mut run = Self::new(ck.entry("config")?, (c, h, w), dev)?;
         run.params.set_from(ck.group("model")?, &format!("checkpoint {}: model.safetensors", dir.display()))?;
-        let opt_steps = ck.config["optimizer_steps"].as_u64().unwrap_or(0) as usize;
-        run.opt.load_state(ck.group("optimizer")?.clone(), opt_steps)?;
+        run.opt.load_state(ck.group("optimizer")?.clone(), ck.config["optimizer_steps"].as_u64().unwrap_or(0) as usize)?;
         run.method.load_state(ck.group("state")?)?;
-        run.step = ck.config["step"].as_u64().ok_or_else(|| bad("missing \"step\""))? as usize;
-        run.history = serde_json::from_value(ck.config["history"].clone()).map_err(|e| bad(&format!("bad \"history\" ({e})")))?;
+        run.step = ck.entry("step")?;
+        run.history = ck.entry("history")?;
         Ok(run)
     }
 }

@@ -266,11 +266,15 @@ impl candle_core::CustomOp3 for Conv {
         let grad = grad.contiguous()?;
         let gx = grad.apply_op2_no_bwd(wm, &ConvInputGrad(self.0))?;
         let gwb = x.apply_op2_no_bwd(&grad, &ConvParamGrad(self.0))?;
-        let k = wm.dim(1)?;
-        let gw = gwb.narrow(1, 0, k)?.contiguous()?;
-        let gb = gwb.narrow(1, k, 1)?.squeeze(1)?.contiguous()?;
+        let (gw, gb) = split_weight_bias(&gwb)?;
         Ok((Some(gx), Some(gw), Some(gb)))
     }
+}
+
+/// `[∂W_mat | ∂b]` `(O, K + 1)` → `(∂W_mat (O, K), ∂b (O,))`.
+fn split_weight_bias(gwb: &Tensor) -> Result<(Tensor, Tensor)> {
+    let k = gwb.dim(1)? - 1;
+    Ok((gwb.narrow(1, 0, k)?.contiguous()?, gwb.narrow(1, k, 1)?.squeeze(1)?.contiguous()?))
 }
 
 impl candle_core::CustomOp2 for ConvInputGrad {
@@ -447,9 +451,7 @@ impl candle_core::CustomOp3 for ConvReluPool {
         let o = wm.dim(0)?;
         let flat = x.apply_op3_no_bwd(wm, &grad.contiguous()?, &ConvReluPoolBackward { g, record })?;
         let gx = flat.narrow(0, 0, g.b * pix)?.reshape((g.b, g.c, g.h, g.w))?;
-        let gwb = flat.narrow(0, g.b * pix, o * (k + 1))?.reshape((o, k + 1))?;
-        let gw = gwb.narrow(1, 0, k)?.contiguous()?;
-        let gb = gwb.narrow(1, k, 1)?.squeeze(1)?.contiguous()?;
+        let (gw, gb) = split_weight_bias(&flat.narrow(0, g.b * pix, o * (k + 1))?.reshape((o, k + 1))?)?;
         Ok((Some(gx), Some(gw), Some(gb)))
     }
 }

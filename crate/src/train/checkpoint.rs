@@ -39,6 +39,32 @@ impl Checkpoint {
             ))
         })
     }
+
+    /// An error naming the checkpoint and what is wrong with its `config.json`.
+    pub fn config_error(&self, what: &str) -> candle_core::Error {
+        candle_core::Error::Msg(format!("checkpoint {}: {what} in config.json", self.dir.display()))
+    }
+
+    /// Checks that `config.json`'s `"format"` is `format`; otherwise an error
+    /// saying the directory is not `kind` (e.g. "an sslab CLIP checkpoint").
+    pub fn expect_format(&self, format: &str, kind: &str) -> Result<()> {
+        if self.config["format"] == format {
+            return Ok(());
+        }
+        Err(candle_core::Error::Msg(format!(
+            "checkpoint {}: not {kind} (config.json has no format \"{format}\")",
+            self.dir.display()
+        )))
+    }
+
+    /// The entry `key` of `config.json`, deserialised, or an error naming the
+    /// checkpoint and the entry.
+    pub fn entry<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<T> {
+        if self.config.get(key).is_none() {
+            return Err(self.config_error(&format!("no \"{key}\"")));
+        }
+        serde_json::from_value(self.config[key].clone()).map_err(|e| self.config_error(&format!("bad \"{key}\" ({e})")))
+    }
 }
 
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> candle_core::Error {
@@ -173,6 +199,26 @@ mod tests {
         assert!(err.contains("bad group name"), "{err}");
         // the failed save left the existing directory untouched
         assert!(dir.join("model.safetensors").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn config_entries_and_format_errors_name_the_checkpoint_and_the_entry() {
+        let dev = Device::Cpu;
+        let dir = scratch("entries");
+        let cfg = serde_json::json!({"format": "sslab-test-v1", "step": 7, "shape": [1, 2, 3], "name": "x"});
+        save_checkpoint(&dir, &cfg, &[]).unwrap();
+        let ck = load_checkpoint(&dir, &dev).unwrap();
+        ck.expect_format("sslab-test-v1", "a test checkpoint").unwrap();
+        assert_eq!(ck.entry::<usize>("step").unwrap(), 7);
+        assert_eq!(ck.entry::<Vec<usize>>("shape").unwrap(), vec![1, 2, 3]);
+        let d = dir.display().to_string();
+        let e = ck.expect_format("sslab-other-v1", "another checkpoint").unwrap_err().to_string();
+        assert!(e.contains(&d) && e.contains("not another checkpoint") && e.contains("\"sslab-other-v1\""), "{e}");
+        let e = ck.entry::<usize>("missing").unwrap_err().to_string();
+        assert!(e.contains(&d) && e.contains("no \"missing\" in config.json"), "{e}");
+        let e = ck.entry::<usize>("name").unwrap_err().to_string();
+        assert!(e.contains(&d) && e.contains("bad \"name\"") && e.contains("config.json"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
