@@ -221,12 +221,11 @@ impl Clip {
     /// If `dir` is not a CLIP checkpoint, or a parameter is missing or has
     /// another shape; the message names the directory and the parameter.
     pub fn load(dir: impl AsRef<Path>, dev: &Device) -> Result<Self> {
-        let dir = dir.as_ref();
         let ck = load_checkpoint(dir, dev)?;
         ck.expect_format("sslab-clip-v1", "an sslab CLIP checkpoint")?;
         let mut m = Self::new(ck.entry("config")?, dev)?;
-        m.params.set_from(ck.group("model")?, &format!("checkpoint {}: model.safetensors", dir.display()))?;
-        m.opt.load_state(ck.group("optimizer")?.clone(), ck.config["optimizer_steps"].as_u64().unwrap_or(0) as usize)?;
+        ck.restore_params(&m.params, "model")?;
+        ck.restore_optimizer(&mut m.opt)?;
         m.step = ck.entry("step")?;
         m.history = ck.entry("history")?;
         Ok(m)

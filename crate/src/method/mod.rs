@@ -750,14 +750,13 @@ impl Pretrainer {
     /// Loads a run saved by [`Pretrainer::save`], ready to continue training
     /// or to compute features.
     pub fn load(dir: impl AsRef<Path>, dev: &Device) -> Result<Self> {
-        let dir = dir.as_ref();
         let ck = load_checkpoint(dir, dev)?;
         ck.expect_format("sslab-pretrain-v1", "an sslab pretraining checkpoint")?;
         let shape: Vec<usize> = ck.entry("image_shape")?;
         let &[c, h, w] = shape.as_slice() else { return Err(ck.config_error("\"image_shape\" must have 3 entries")) };
         let mut run = Self::new(ck.entry("config")?, (c, h, w), dev)?;
-        run.params.set_from(ck.group("model")?, &format!("checkpoint {}: model.safetensors", dir.display()))?;
-        run.opt.load_state(ck.group("optimizer")?.clone(), ck.config["optimizer_steps"].as_u64().unwrap_or(0) as usize)?;
+        ck.restore_params(&run.params, "model")?;
+        ck.restore_optimizer(&mut run.opt)?;
         run.method.load_state(ck.group("state")?)?;
         run.step = ck.entry("step")?;
         run.history = ck.entry("history")?;

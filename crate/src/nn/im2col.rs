@@ -371,6 +371,11 @@ struct ConvReluPoolBackward {
 }
 
 impl ConvReluPool {
+    /// The records the forward pass kept, if still there (taking them).
+    fn take_record(&self) -> Result<Option<Vec<u8>>> {
+        Ok(self.saved.lock().map_err(|_| candle_core::Error::Msg("conv2d_relu_max_pool2d: poisoned lock".into()))?.take())
+    }
+
     /// The forward pass; also returns every window's record.
     fn run(&self, x: &[f32], w: &[f32], bias: &[f32]) -> Result<(Vec<f32>, Vec<u8>)> {
         let g = self.g;
@@ -426,24 +431,13 @@ impl candle_core::CustomOp3 for ConvReluPool {
     }
 
     fn bwd(&self, x: &Tensor, wm: &Tensor, bias: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let kept = self.saved.lock().map_err(|_| candle_core::Error::Msg("conv2d_relu_max_pool2d: poisoned lock".into()))?.take();
-        let record = match kept {
+        let record = match self.take_record()? {
             Some(r) => r,
             None => {
                 // a second backward pass: the forward pass again, for the records
-                let (x, wm, bias) = (x.contiguous()?, wm.contiguous()?, bias.contiguous()?);
-                let (xs, xl) = x.storage_and_layout();
-                let (ws, wl) = wm.storage_and_layout();
-                let (bs, bl) = bias.storage_and_layout();
-                match (&*xs, &*ws, &*bs) {
-                    (candle_core::Storage::Cpu(xs), candle_core::Storage::Cpu(ws), candle_core::Storage::Cpu(bs)) => {
-                        let x = f32_slice(xs, xl, "conv2d_relu_max_pool2d")?;
-                        let w = f32_slice(ws, wl, "conv2d_relu_max_pool2d weight")?;
-                        let b = f32_slice(bs, bl, "conv2d_relu_max_pool2d bias")?;
-                        self.run(x, w, b)?.1
-                    }
-                    _ => candle_core::bail!("conv2d_relu_max_pool2d: CPU tensors only"),
-                }
+                let again = ConvReluPool { g: self.g, saved: Mutex::new(None) };
+                x.apply_op3_no_bwd(wm, bias, &again)?;
+                again.take_record()?.ok_or_else(|| candle_core::Error::Msg("conv2d_relu_max_pool2d: no records after the forward pass".into()))?
             }
         };
         let g = self.g;

@@ -13,6 +13,8 @@
 //! (the previous checkpoint, if any, is kept as `DIR.previous` until the
 //! rename succeeded).
 
+use super::Optim;
+use crate::nn::Params;
 use candle_core::{Device, Result, Tensor};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -38,6 +40,19 @@ impl Checkpoint {
                 self.groups.keys().collect::<Vec<_>>()
             ))
         })
+    }
+
+    /// Sets `params` from the tensors of `group` ([`Params::set_from`]: all
+    /// checked before any is set); an error names the checkpoint's file and
+    /// the parameter.
+    pub fn restore_params(&self, params: &Params, group: &str) -> Result<()> {
+        params.set_from(self.group(group)?, &format!("checkpoint {}: {group}.safetensors", self.dir.display()))
+    }
+
+    /// Restores `opt` from the group `optimizer` and `config.json`'s
+    /// `"optimizer_steps"` (0 when absent), as a run's `save` writes them.
+    pub fn restore_optimizer(&self, opt: &mut Optim) -> Result<()> {
+        opt.load_state(self.group("optimizer")?.clone(), self.config["optimizer_steps"].as_u64().unwrap_or(0) as usize)
     }
 
     /// An error naming the checkpoint and what is wrong with its `config.json`.
