@@ -6,18 +6,19 @@ PY     := $(VENV)/bin/python
 # else the course's shared data folder beside the checkout.
 SSLAB_DATA_DIR ?= $(firstword $(wildcard $(CURDIR)/data/mnist) $(wildcard $(CURDIR)/../shared/data/mnist))
 export SSLAB_DATA_DIR := $(patsubst %/mnist,%,$(SSLAB_DATA_DIR))
-# Options: make lab NO_BROWSER=1 PORT=8888 CUDA=1
+# Options: make lab NO_BROWSER=1 PORT=8888 IP=localhost CUDA=1
 NO_BROWSER ?=
 PORT       ?= 8888
+IP         ?= localhost
 # CUDA=1: also the "Rust (sslab, CUDA)" kernel (see docs/cuda.md)
 CUDA       ?=
 NOTEBOOK_PROFILE ?= smoke
 
-.PHONY: lab setup prewarm test test-crate test-runner test-notebooks test-handouts notebooks handouts data doc bench clean check-cuda cuda-bundle gpu-check
+.PHONY: lab setup prewarm test test-crate test-runner test-notebooks test-handouts test-lab notebooks handouts data doc bench clean check-cuda cuda-bundle gpu-check
 
-## lab: install what is missing, pre-warm the kernel, start JupyterLab on notebooks/
+## lab: install what is missing, pre-warm the kernel, start JupyterLab on notebooks/ (as root: with --allow-root, see kernel/lab)
 lab: setup prewarm
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks --port=$(PORT) $(if $(NO_BROWSER),--no-browser,)
+	@kernel/lab --port $(PORT) --ip $(IP) $(if $(NO_BROWSER),--no-browser,)
 
 ## setup: rust-src, mold, evcxr_jupyter 0.22.0, .venv and the "Rust (sslab)" kernel (CUDA=1: and the CUDA one)
 setup:
@@ -33,7 +34,7 @@ ifneq ($(CUDA),)
 endif
 
 ## test: crate tests, the runner's own tests, every notebook through the real kernel (smoke profile), then the handouts and JupyterLab in a browser (when Chromium is present)
-test: setup test-crate test-runner test-notebooks test-handouts
+test: setup test-crate test-runner test-notebooks test-handouts test-lab
 
 test-crate:
 	cargo test --workspace
@@ -42,12 +43,17 @@ test-crate:
 test-runner: setup
 	$(PY) tests/runner_test.py
 	$(PY) tests/launch_test.py
+	$(PY) tests/claims_test.py
 
 test-notebooks: setup
 	$(PY) kernel/run-notebooks --profile $(NOTEBOOK_PROFILE) notebooks
 
 test-handouts: setup
 	$(PY) tests/handouts_test.py
+
+# make lab itself, in the background on a free port: the server answers on /lab and lists the kernel
+test-lab: setup
+	$(PY) tests/lab_test.py
 
 ## notebooks: re-execute every notebook in the cpu profile and save the outputs (for committing)
 notebooks: setup

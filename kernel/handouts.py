@@ -16,8 +16,8 @@ Layout of the output folder:
 
 The `student` edition replaces every code cell tagged `solution` by an empty
 exercise cell, dropping its outputs, and leaves out markdown cells tagged
-`solution` (what a solution shows); `instructor` keeps everything and marks
-the solution cells. Math is typeset in the page by KaTeX, which kernel/setup
+`solution` (what a solution shows) and every cell tagged `answer-key` (a
+quiz's answers); `instructor` keeps everything and marks the solution cells. Math is typeset in the page by KaTeX, which kernel/setup
 fetches once from the npm registry into .venv; no file is loaded from the
 network when a handout is opened or printed.
 """
@@ -115,16 +115,22 @@ def katex_assets(katex_dir=KATEX_DIR):
 
 
 def is_solution(cell):
-    return "solution" in cell.get("metadata", {}).get("tags", [])
+    """A cell the student edition must not show: tagged `solution` or `answer-key`."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    return "solution" in tags or "answer-key" in tags
+
+
+def is_answer_key(cell):
+    return "answer-key" in cell.get("metadata", {}).get("tags", [])
 
 
 def student_edition(nb):
     """A copy of `nb` for students: `solution` code cells become empty exercise cells without outputs,
-    and `solution` markdown cells (what a solution shows) are left out."""
+    and `solution` markdown cells (what a solution shows) and `answer-key` cells are left out."""
     import nbformat
 
     nb = copy.deepcopy(nb)
-    nb.cells = [c for c in nb.cells if not (is_solution(c) and c.cell_type == "markdown")]
+    nb.cells = [c for c in nb.cells if not (is_solution(c) and (c.cell_type == "markdown" or is_answer_key(c)))]
     count = 0
     for i, cell in enumerate(nb.cells):
         if not is_solution(cell):

@@ -62,15 +62,16 @@ def unit_checks():
     student = handouts.student_edition(nb)
     sol = [c for c in nb.cells if handouts.is_solution(c)]
     ex = [c for c in student.cells if "exercise" in c.metadata.get("tags", [])]
-    check(len([c for c in sol if c.cell_type == "code"]) == 1 and len(ex) == 1
+    check(len([c for c in sol if c.cell_type == "code"]) == 2 and len(ex) == 1
           and not any(handouts.is_solution(c) for c in student.cells),
           "the student edition replaces each solution code cell by an exercise cell")
-    check(any(c.cell_type == "markdown" for c in sol) and len(student.cells) == len(nb.cells) - 1
+    check(any(c.cell_type == "markdown" for c in sol) and len(student.cells) == len(nb.cells) - 2
           and not any("1764" in "".join(c.source) for c in student.cells),
-          "the student edition leaves out markdown solution cells")
+          "the student edition leaves out markdown solution cells and the answer key")
+    check(not any("answer key" in "".join(c.source) for c in student.cells), "the student edition has no answer-key cell")
     check(ex and ex[0].source == "// Exercise 1: your solution here.\n" and ex[0].outputs == [],
           "the exercise cell keeps the exercise number and has no output", repr(ex[0].source if ex else None))
-    check(len(nb.cells) == 5 and sum(handouts.is_solution(c) for c in nb.cells) == 2,
+    check(len(nb.cells) == 6 and sum(handouts.is_solution(c) for c in nb.cells) == 3,
           "the student edition leaves the original notebook as it was")
 
 
@@ -240,11 +241,12 @@ def run_export_checks(page, out):
     instructor = out / "instructor" / "notebooks" / "handout.html"
     if student.is_file() and instructor.is_file():
         problems = page_problems(page, instructor.as_uri(), need_math=True, need_figures=False,
-                                 required=["the answer is 42", "answer squared = 1764", "The square of the answer is 1764"])
+                                 required=["the answer is 42", "answer squared = 1764", "The square of the answer is 1764",
+                                           "answer key: question 1 is forty-two"])
         check(not problems, "the executed instructor handout shows the cell outputs and the solution's output", "; ".join(problems))
         problems = page_problems(page, student.as_uri(), need_math=True, need_figures=False,
                                  required=["the answer is 42", "Exercise 1: your solution here."],
-                                 forbidden=["answer squared = 1764", "answer * answer", "The square of the answer"])
+                                 forbidden=["answer squared = 1764", "answer * answer", "The square of the answer", "answer key"])
         check(not problems, "the executed student handout hides the solution and its output", "; ".join(problems))
         page.goto(student.as_uri())
         price = page.evaluate("Array.from(document.querySelectorAll('.jp-MarkdownOutput p')).map(p => p.textContent).join(' | ')")

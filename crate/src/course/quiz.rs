@@ -40,6 +40,10 @@ fn letter(i: usize) -> char {
 
 impl Quiz {
     /// Scores answers given as letters (`'a'`, `'b'`…; `'?'` or a blank for "no answer").
+    ///
+    /// The correct letter and its explanation are shown only for questions
+    /// that were answered: an unanswered attempt gives the key away for none,
+    /// so the notebook's saved output (and a student handout) does not either.
     pub fn score(&self, answers: &[char]) -> QuizResult {
         let mut feedback = Table::new(&["#", "your answer", "result", "correct", "why"]);
         let mut correct = 0;
@@ -47,15 +51,21 @@ impl Quiz {
             let given = answers.get(i).map(|c| c.to_ascii_lowercase()).filter(|c| c.is_ascii_lowercase());
             let right = given == Some(letter(q.answer));
             correct += usize::from(right);
-            let verdict = match given {
-                None => "not answered",
-                Some(_) if right => "✓",
-                Some(_) => "✗",
+            let row = match given {
+                None => ["-".to_string(), "not answered".into(), "answer it to see".into(), String::new()],
+                Some(c) => [c.to_string(), (if right { "✓" } else { "✗" }).into(), letter(q.answer).to_string(), q.explanation.into()],
             };
-            let shown = given.map_or("-".to_string(), |c| c.to_string());
-            feedback.push(&[(i + 1).to_string(), shown, verdict.into(), letter(q.answer).to_string(), q.explanation.into()]);
+            let [shown, verdict, key, why] = row;
+            feedback.push(&[(i + 1).to_string(), shown, verdict, key, why]);
         }
         QuizResult { correct, total: self.questions.len(), feedback }
+    }
+
+    /// Every question's correct letter and explanation, one line each: the
+    /// instructor's key (notebooks tag the cell that prints it `answer-key`,
+    /// so student handouts leave it out).
+    pub fn answer_key(&self) -> String {
+        self.questions.iter().enumerate().map(|(i, q)| format!("{}. {} — {}\n", i + 1, letter(q.answer), q.explanation)).collect()
     }
 
     /// The questions as HTML.

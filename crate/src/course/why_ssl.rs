@@ -227,6 +227,16 @@ mod tests {
         let r = q.score(&['B', 'a', '?']);
         assert_eq!((r.correct, r.total), (1, 8));
         assert!(r.to_string().contains("not answered"));
+        // the key and the explanation only for the two answered questions
+        let text = r.to_string();
+        assert!(text.contains(q.questions[0].explanation) && text.contains(q.questions[1].explanation), "{text}");
+        assert!(q.questions[2..].iter().all(|x| !text.contains(x.explanation)), "{text}");
+        // an empty attempt reveals nothing
+        let blank = q.score(&['?'; 8]).to_string();
+        assert!(q.questions.iter().all(|x| !blank.contains(x.explanation)) && blank.matches("answer it to see").count() == 8, "{blank}");
+        let key = q.answer_key();
+        assert_eq!(key.lines().count(), 8);
+        assert!(key.starts_with(&format!("1. b — {}", q.questions[0].explanation)), "{key}");
     }
 
     #[test]

@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""`make lab`, the README's first command, as a new user runs it.
+
+Run by `make test` (after the notebooks, so the pre-warm finds its cache warm).
+
+1. `make lab NO_BROWSER=1 PORT=<free port>` in the background, as whoever runs
+   the test (root in CI and in containers): the server answers on /lab, its
+   API lists the "Rust (sslab)" kernel, it still asks for a token (an API call
+   without one is refused), and it listens on the loopback address only. As
+   root the output says why it passes --allow-root. Then it is stopped.
+2. When the test runs as root and the checkout is readable by the `nobody`
+   user, kernel/lab (the step of `make lab` that starts the server) is run as
+   that ordinary user too: same checks, and no --allow-root.
+"""
+import json
+import os
+import pwd
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+root = Path(__file__).resolve().parent.parent
+STARTUP_S = 1200  # make lab runs setup and the pre-warm first: minutes when the cache is cold
+failures = []
+
+
+def check(ok, what, detail=""):
+    print(f"{'ok  ' if ok else 'FAIL'} {what}" + (f": {detail}" if detail and not ok else ""), flush=True)
+    if not ok:
+        failures.append(what)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url, token=None):
+    """(status, body) of a GET; the token goes in the Authorization header."""
+    req = urllib.request.Request(url, headers={"Authorization": f"token {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+
+
+def listening_addresses(port):
+    """Local addresses with a socket listening on `port` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            addr, p = fields[1].split(":")
+            if int(p, 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                raw = bytes.fromhex(addr)
+                # the kernel prints each 32-bit word in host (little-endian) order
+                raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+                found.add(socket.inet_ntop(socket.AF_INET if width == 8 else socket.AF_INET6, raw))
+    return found
+
+
+def serve_and_check(who, cmd, port, env, user=None, expect_root_note=False):
+    """Starts `cmd`, waits for the server on `port`, checks it, stops it."""
+    token = env["JUPYTER_TOKEN"]
+    log_path = Path(env["SSLAB_LAB_LOG"])
+    log = open(log_path, "w")
+    server = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              start_new_session=True, env=env, user=user)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        t0 = time.time()
+        status = None
+        while time.time() - t0 < STARTUP_S and server.poll() is None:
+            try:
+                status, _ = get(f"{base}/api/status", token)
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        text = log_path.read_text(errors="replace")
+        if status != 200:
+            check(False, f"{who}: the server answers", f"exit code {server.poll()}; log tail:\n{text[-1500:]}")
+            return
+        check(True, f"{who}: the server answers ({time.time() - t0:.0f} s after the command)")
+        status, body = get(f"{base}/lab", token)
+        check(status == 200 and "JupyterLab" in body, f"{who}: /lab serves JupyterLab", f"HTTP {status}")
+        status, body = get(f"{base}/api/kernelspecs", token)
+        specs = json.loads(body).get("kernelspecs", {}) if status == 200 else {}
+        names = {k: v.get("spec", {}).get("display_name") for k, v in specs.items()}
+        check(names.get("rust-sslab") == "Rust (sslab)", f"{who}: the server lists the Rust (sslab) kernel", f"HTTP {status}, {names}")
+        status, _ = get(f"{base}/api/kernelspecs")
+        check(status == 403, f"{who}: without its token the API refuses (token authentication kept)", f"HTTP {status}")
+        addrs = listening_addresses(port)
+        check(bool(addrs) and all(a in ("127.0.0.1", "::1") for a in addrs), f"{who}: it listens on localhost only",
+              f"listening on {sorted(addrs)}")
+        note = "running as root" in text and "--allow-root" in text
+        check(note == expect_root_note, f"{who}: " + ("the output says why --allow-root is passed" if expect_root_note
+                                                       else "no --allow-root for an ordinary user"), text[-800:])
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+        log.close()
+    check(server.returncode is not None, f"{who}: the server stops")
+
+
+def readable_by(user, path):
+    r = subprocess.run(["test", "-r", str(path), "-a", "-x", str(path)], user=user, capture_output=True)
+    return r.returncode == 0
+
+
+def main():
+    is_root = os.geteuid() == 0
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        port = free_port()
+        env = dict(os.environ, JUPYTER_TOKEN=secrets.token_hex(16), JUPYTER_CONFIG_DIR=str(tmp / "config"),
+                   JUPYTER_RUNTIME_DIR=str(tmp / "runtime"), SSLAB_LAB_LOG=str(tmp / "make-lab.log"))
+        for k in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS"):
+            env.pop(k, None)
+        who = "make lab as root" if is_root else "make lab as an ordinary user"
+        serve_and_check(who, ["make", "--no-print-directory", "lab", "NO_BROWSER=1", f"PORT={port}"], port, env,
+                        expect_root_note=is_root)
+
+        if not is_root:
+            print("skip kernel/lab as root: the test does not run as root")
+        else:
+            try:
+                nobody = pwd.getpwnam("nobody")
+            except KeyError:
+                nobody = None
+            lab = root / ".venv" / "bin" / "jupyter"
+            if nobody is None or not readable_by("nobody", lab) or not readable_by("nobody", root / "notebooks"):
+                print("skip kernel/lab as an ordinary user: no `nobody` user, or the checkout is not readable by it")
+            else:
+                tmp.chmod(0o711)  # nobody may pass through to its home below
+                home = tmp / "home"
+                home.mkdir()
+                os.chown(home, nobody.pw_uid, nobody.pw_gid)
+                port = free_port()
+                uenv = dict(env, HOME=str(home), USER="nobody", JUPYTER_CONFIG_DIR=str(home / "config"),
+                            JUPYTER_RUNTIME_DIR=str(home / "runtime"), SSLAB_LAB_LOG=str(tmp / "lab-nobody.log"))
+                serve_and_check("kernel/lab as the ordinary user nobody", [str(root / "kernel" / "lab"), "--no-browser", "--port", str(port)],
+                                port, uenv, user=nobody.pw_uid)
+    # bad options are refused with the option named
+    r = subprocess.run([str(root / "kernel" / "lab"), "--port", "eighty"], capture_output=True, text=True)
+    check(r.returncode == 2 and "--port takes a number, got 'eighty'" in r.stderr, "kernel/lab names a bad option", r.stderr)
+    print(f"lab tests: {'all passed' if not failures else f'{len(failures)} failed'}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
