@@ -51,6 +51,7 @@ impl Profile {
 
     /// The sizes of section 24.1's label-efficiency experiment in this profile.
     pub fn why_ssl(self) -> WhySslConfig {
+        let converged = crate::eval::ClassifierConfig::default().steps;
         match self {
             Self::Smoke => WhySslConfig {
                 profile: self,
@@ -58,6 +59,8 @@ impl Profile {
                 test_images: 200,
                 pretrain_steps: 6,
                 pretrain_batch: 16,
+                simclr_steps: 4,
+                simclr_batch: 32,
                 labels_per_class: vec![1, 5],
                 repeats: 1,
                 scratch_steps: 5,
@@ -70,9 +73,11 @@ impl Profile {
                 test_images: 2000,
                 pretrain_steps: 250,
                 pretrain_batch: 32,
-                labels_per_class: vec![1, 5, 10, 50],
-                repeats: 2,
-                scratch_steps: 100,
+                simclr_steps: 280,
+                simclr_batch: 256,
+                labels_per_class: vec![1, 5, 10],
+                repeats: 3,
+                scratch_steps: converged,
                 probe_steps: 300,
                 seed: 0,
             },
@@ -82,9 +87,11 @@ impl Profile {
                 test_images: 2000,
                 pretrain_steps: 4000,
                 pretrain_batch: 256,
+                simclr_steps: 2000,
+                simclr_batch: 512,
                 labels_per_class: vec![1, 5, 10, 50, 100],
                 repeats: 5,
-                scratch_steps: 500,
+                scratch_steps: converged,
                 probe_steps: 500,
                 seed: 0,
             },
@@ -292,9 +299,10 @@ impl fmt::Display for Profile {
     }
 }
 
-/// Sizes of the label-efficiency experiment of section 24.1: rotation
-/// pretraining on unlabelled images, then a linear probe on few labels,
-/// against the same encoder trained from scratch on those labels.
+/// Sizes of the label-efficiency experiment of section 24.1: SimCLR and
+/// rotation pretraining on unlabelled images, then a linear probe on few
+/// labels, against a random-init encoder and the same encoder trained from
+/// scratch on those labels, over several labelled subsets per budget.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WhySslConfig {
     /// The profile these sizes came from.
@@ -305,18 +313,46 @@ pub struct WhySslConfig {
     pub test_images: usize,
     /// Optimiser steps of rotation pretraining.
     pub pretrain_steps: usize,
-    /// Images per pretraining batch (each is shown in all 4 rotations).
+    /// Images per rotation-pretraining batch (each is shown in all 4 rotations).
     pub pretrain_batch: usize,
+    /// Optimiser steps of SimCLR pretraining.
+    pub simclr_steps: usize,
+    /// Images per SimCLR batch (two views each).
+    pub simclr_batch: usize,
     /// The labelled-subset sizes to sweep, in labels per class.
     pub labels_per_class: Vec<usize>,
-    /// Labelled subsets drawn per size; accuracies are averaged over them.
+    /// Labelled subsets drawn per size (the repetitions every verdict rests on).
     pub repeats: usize,
-    /// Optimiser steps for training the encoder from scratch on the labels.
+    /// Optimiser steps for training the encoder from scratch on the labels
+    /// (the converged default of [`crate::eval::ClassifierConfig`] outside `smoke`).
     pub scratch_steps: usize,
     /// Optimiser steps for the linear probe.
     pub probe_steps: usize,
     /// The seed behind initialisation, data order and subset draws.
     pub seed: u64,
+}
+
+impl WhySslConfig {
+    /// The few-label protocol of repetition `repeat` at `labels_per_class`:
+    /// its own labelled subset, probe and baseline initialisation, all from
+    /// one seed derived from [`seed`](Self::seed), the budget and the repetition.
+    pub fn protocol_at(&self, labels_per_class: usize, repeat: usize) -> crate::eval::FewLabelProtocol {
+        let seed = crate::rng::derive_seed(self.seed, &format!("subset-{labels_per_class}-{repeat}"));
+        let mut p = crate::eval::FewLabelProtocol::new(labels_per_class, seed);
+        p.probe.steps = self.probe_steps;
+        p.scratch.steps = self.scratch_steps;
+        p
+    }
+
+    /// SimCLR's recommended settings with this profile's steps, batch and seed.
+    pub fn simclr(&self) -> crate::method::PretrainConfig {
+        let mut c = crate::method::PretrainConfig::for_method(crate::method::MethodName::SimClr);
+        c.steps = self.simclr_steps;
+        c.batch_size = self.simclr_batch;
+        c.warmup_steps = c.warmup_steps.min(c.steps / 4);
+        c.seed = self.seed;
+        c
+    }
 }
 
 /// Sizes of section 24.2: each image pretext task pretrains the same CNN on

@@ -70,6 +70,18 @@ fn pretrain_probe_and_supervised_print_json_last() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(v["protocol"]["steps"], 2);
+    // the same number as the notebooks' few-label protocol (FewLabelProtocol::from_scratch)
+    let (code, stdout, err) = sslab(&[&["supervised", "--labels-per-class", "2", "--steps", "3", "--seed", "1"], &common[..]].concat());
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let (train, test) = sslab::data::load_images("shapes", 80, 1).unwrap();
+    let proto = sslab::eval::FewLabelProtocol {
+        scratch: sslab::eval::ClassifierConfig { steps: 3, ..Default::default() },
+        ..sslab::eval::FewLabelProtocol::new(2, 1)
+    };
+    let labelled = proto.labelled(&train).unwrap();
+    let row = proto.from_scratch(&sslab::method::EncoderConfig::default(), &labelled, &test, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(v["accuracy"].as_f64().unwrap(), row.finetune, "{v}");
     // the benchmark step, tiny
     let (code, stdout, err) = sslab(&["bench", "--model", "cnn", "--batch-size", "2", "--steps", "1", "--warmup", "0"]);
     assert_eq!(code, 0, "{err}");

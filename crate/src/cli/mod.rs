@@ -163,8 +163,8 @@ struct SupervisedArgs {
     /// Labelled training examples per class.
     #[arg(long)]
     labels_per_class: usize,
-    /// Optimiser steps.
-    #[arg(long, default_value_t = 500)]
+    /// Optimiser steps (default: the few-label protocol's converged budget, 1,000).
+    #[arg(long, default_value_t = ClassifierConfig::default().steps)]
     steps: usize,
     /// Seed of the labelled subset, initialisation and data order.
     #[arg(long, default_value_t = 0)]
@@ -407,7 +407,8 @@ fn supervised(a: SupervisedArgs) -> Result<String> {
     let labelled = train.per_class_subset(a.labels_per_class, &mut SeededRng::new(derive_seed(a.seed, "labels")))?;
     let (c, _, _) = train.image_shape()?;
     let enc_cfg = EncoderConfig::default().with_in_channels(c);
-    let params = Params::new(derive_seed(a.seed, "init"));
+    // the few-label protocol's from-scratch baseline (FewLabelProtocol::from_scratch): same seeds, same numbers
+    let params = Params::new(derive_seed(a.seed, "scratch"));
     let encoder = enc_cfg.init(params.builder(&dev).pp("enc"))?;
     let encode = |x: &Tensor, t: bool| encoder.forward_t(x, t);
     let cfg = ClassifierConfig { steps: a.steps, ..ClassifierConfig::default() };
@@ -420,7 +421,7 @@ fn supervised(a: SupervisedArgs) -> Result<String> {
         &test,
         &cfg,
         &dev,
-        derive_seed(a.seed, "head"),
+        derive_seed(a.seed, "scratch-head"),
     )?;
     Ok(json!({
         "accuracy": r.accuracy,

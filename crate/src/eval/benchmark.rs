@@ -114,8 +114,14 @@ pub fn mean_std(xs: &[f64]) -> Option<(f64, f64)> {
     Some((mean, var.sqrt()))
 }
 
+/// How many values are not NaN: one run prints no "± 0.0".
+fn measured(xs: &[f64]) -> usize {
+    xs.iter().filter(|x| !x.is_nan()).count()
+}
+
 fn pct(xs: &[f64]) -> String {
     match mean_std(xs) {
+        Some((m, _)) if measured(xs) == 1 => format!("{:.1}", 100.0 * m),
         Some((m, s)) => format!("{:.1} ± {:.1}", 100.0 * m, 100.0 * s),
         None => "—".into(),
     }
@@ -156,7 +162,11 @@ impl Benchmark {
     pub fn gains_table(&self) -> Table {
         let mut t = Table::new(&["method", "k-NN gain (points)", "linear-probe gain (points)", "seeds with a k-NN gain", "seeds with a linear gain"])
             .caption("each method minus its encoder untrained, on the same seed; mean ± standard deviation over the seeds");
-        let fmt = |xs: &[f64]| mean_std(xs).map_or("—".to_string(), |(m, s)| format!("{m:+.1} ± {s:.1}"));
+        let fmt = |xs: &[f64]| match mean_std(xs) {
+            Some((m, _)) if measured(xs) == 1 => format!("{m:+.1}"),
+            Some((m, s)) => format!("{m:+.1} ± {s:.1}"),
+            None => "—".to_string(),
+        };
         for row in self.method_rows() {
             let Some(base) = self.baseline_for(&row.name) else { continue };
             let diff = |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| 100.0 * (x - y)).collect() };
@@ -287,6 +297,9 @@ mod tests {
         assert_eq!(mean_std(&[f64::NAN, 0.5, f64::NAN, 0.7]).map(|(m, _)| (m * 10.0).round()), Some(6.0));
         assert_eq!(mean_std(&[f64::NAN]), None);
         assert_eq!(pct(&[0.5, 0.6, 0.8]), "63.3 ± 15.3");
+        // one run is not a spread: no "± 0.0"
+        assert_eq!(pct(&[0.7, f64::NAN]), "70.0");
+        assert_eq!(pct(&[]), "—");
     }
 
     fn simclr_gain(b: &Benchmark) -> Vec<f64> {

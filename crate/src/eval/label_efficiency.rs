@@ -1,14 +1,12 @@
 //! The label-efficiency sweep of section 24.1: accuracy against the number
 //! of labels per class, for a pretrained encoder and for training from scratch.
 
-use super::{classifier_accuracy, features, linear_probe, ProbeConfig};
+use super::{linear_probe, mean_std, trivial_rates, verdict, TrivialRates, Verdict};
 use crate::config::{ContrastiveConfig, WhySslConfig};
-use crate::method::Pretrainer;
 use crate::data::ImageDataset;
-use crate::nn::{linear, CnnConfig, Params, SmallCnn};
+use crate::method::{EncoderConfig, Pretrainer};
 use crate::plot::{LinePlot, Table};
 use crate::rng::SeededRng;
-use crate::train::{train_supervised, TrainConfig};
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -21,20 +19,34 @@ pub struct LabelEfficiency {
     pub arms: Vec<(String, Vec<Vec<f64>>)>,
     /// How every number was obtained.
     pub protocol: String,
+    /// Uniform chance and the majority class of the test split.
+    #[serde(default)]
+    pub trivial: Option<TrivialRates>,
 }
 
-fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len().max(1) as f64;
-    let m = xs.iter().sum::<f64>() / n;
-    let v = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n;
-    (m, v.sqrt())
+fn mean_and_std(xs: &[f64]) -> (f64, f64) {
+    mean_std(xs).unwrap_or((f64::NAN, f64::NAN))
 }
 
 impl LabelEfficiency {
     /// Mean accuracy of `arm` at each label budget.
     pub fn means(&self, arm: &str) -> Option<Vec<f64>> {
         let (_, accs) = self.arms.iter().find(|(n, _)| n == arm)?;
-        Some(accs.iter().map(|a| mean_std(a).0).collect())
+        Some(accs.iter().map(|a| mean_and_std(a).0).collect())
+    }
+
+    /// Row `a` against row `b` at every label budget, paired over the
+    /// labelled subsets both were measured on (see [`verdict`]).
+    pub fn verdicts(&self, a: &str, b: &str) -> Result<Vec<(usize, Verdict)>> {
+        let row = |name: &str| match self.arms.iter().find(|(n, _)| n == name) {
+            Some((_, accs)) => Ok(accs),
+            None => {
+                let names: Vec<&str> = self.arms.iter().map(|(n, _)| n.as_str()).collect();
+                candle_core::bail!("no row {name:?} in the label-efficiency result; its rows are {names:?}")
+            }
+        };
+        let (ra, rb) = (row(a)?, row(b)?);
+        self.labels_per_class.iter().zip(ra.iter().zip(rb)).map(|(&k, (x, y))| Ok((k, verdict(a, x, b, y, "labelled subsets")?))).collect()
     }
 
     /// Mean test accuracy ± std over repeats, one row per label budget (the
@@ -43,12 +55,21 @@ impl LabelEfficiency {
         let mut header = vec!["labels per class".to_string()];
         header.extend(self.arms.iter().map(|(n, _)| n.clone()));
         let single = self.arms.iter().all(|(_, accs)| accs.iter().all(|a| a.len() <= 1));
-        let caption = if single { "test accuracy (one labelled subset per budget)" } else { "test accuracy (mean ± std over labelled subsets)" };
-        let mut t = Table::new(&header).caption(caption);
+        let caption = if single {
+            "test accuracy (one labelled subset per budget)".to_string()
+        } else {
+            let n = self.arms.first().and_then(|(_, a)| a.first()).map_or(0, Vec::len);
+            format!("test accuracy (mean ± std over {n} labelled subsets per budget)")
+        };
+        let caption = match &self.trivial {
+            Some(t) => format!("{caption}; {t}"),
+            None => caption,
+        };
+        let mut t = Table::new(&header).caption(&caption);
         for (i, k) in self.labels_per_class.iter().enumerate() {
             let mut row = vec![k.to_string()];
             for (_, accs) in &self.arms {
-                let (m, s) = mean_std(&accs[i]);
+                let (m, s) = mean_and_std(&accs[i]);
                 row.push(if single { format!("{:.1} %", 100.0 * m) } else { format!("{:.1} ± {:.1} %", 100.0 * m, 100.0 * s) });
             }
             t.push(&row);
@@ -100,20 +121,29 @@ pub fn label_curve(name: &str, run: &Pretrainer, train: &ImageDataset, test: &Im
         cfg.scratch_steps,
         cfg.seed
     );
-    Ok(LabelEfficiency { labels_per_class: cfg.label_budgets.clone(), arms, protocol })
+    Ok(LabelEfficiency { labels_per_class: cfg.label_budgets.clone(), arms, protocol, trivial: Some(trivial_rates(&test.labels, test.num_classes())?) })
 }
 
-/// Runs the sweep: for each label budget and repeat, a labelled subset of
-/// `train` is drawn; on it
+/// A frozen representation in [`label_efficiency`]: its name and the
+/// function that maps a batch of images `(B, C, H, W)` to features `(B, F)`.
+pub type Representation<'a> = (&'a str, &'a dyn Fn(&Tensor) -> Result<Tensor>);
+
+/// Runs the sweep: for each label budget `k` of `cfg` and each of its
+/// `repeats`, the few-label protocol [`WhySslConfig::protocol_at`] draws a
+/// labelled subset of `train` (a new one per repetition, the same for every
+/// row); on it
 ///
-/// * `"rotation-pretrained + linear"`: a linear probe on the frozen `pretrained` encoder,
-/// * `"random-init + linear"`: a linear probe on a frozen, untrained encoder of the same shape,
-/// * `"from scratch"`: the same architecture trained end to end on the subset only,
+/// * `"{name} + linear"`: a linear probe on each frozen representation
+///   (pass an untrained encoder as one of them: the random-init control),
+/// * `"from scratch"`: the `scratch` encoder + a linear head trained end to
+///   end on the subset only, at the protocol's converged budget
+///   ([`ClassifierConfig`](super::ClassifierConfig)),
 ///
-/// all measured on `test`. Sizes come from `cfg`.
+/// all measured on `test`, with its trivial rates. Compare two rows with
+/// [`LabelEfficiency::verdicts`].
 pub fn label_efficiency(
-    pretrained: &SmallCnn,
-    cnn: &CnnConfig,
+    representations: &[Representation],
+    scratch: &EncoderConfig,
     train: &ImageDataset,
     test: &ImageDataset,
     cfg: &WhySslConfig,
@@ -122,53 +152,86 @@ pub fn label_efficiency(
     if cfg.labels_per_class.is_empty() || cfg.repeats == 0 {
         candle_core::bail!("label_efficiency needs at least one label budget and one repeat, got {cfg:?}");
     }
-    let rng = SeededRng::new(cfg.seed).fork("label-efficiency");
-    let nc = train.num_classes();
-    let pre_train = features(pretrained, &train.images, dev, 500)?;
-    let pre_test = features(pretrained, &test.images, dev, 500)?;
-    let random_params = Params::new(rng.fork("random-init").seed());
-    let random = cnn.init(random_params.builder(dev).pp("enc"))?;
-    let rnd_train = features(&random, &train.images, dev, 500)?;
-    let rnd_test = features(&random, &test.images, dev, 500)?;
-    let probe = ProbeConfig { steps: cfg.probe_steps, ..Default::default() };
-    let mut arms: Vec<(String, Vec<Vec<f64>>)> = ["rotation-pretrained + linear", "random-init + linear", "from scratch"]
+    let nc = train.num_classes().max(test.num_classes());
+    // every representation's features of both splits, once
+    let mut feats = Vec::new();
+    for (name, encode) in representations {
+        let f = |x: &Tensor| encode(&x.to_device(dev)?);
+        feats.push((name.to_string(), super::map_batches(&train.images, 500, "training images", f)?, super::map_batches(&test.images, 500, "test images", f)?));
+    }
+    let mut arms: Vec<(String, Vec<Vec<f64>>)> = feats
         .iter()
-        .map(|n| (n.to_string(), vec![Vec::new(); cfg.labels_per_class.len()]))
+        .map(|(n, _, _)| format!("{n} + linear"))
+        .chain(["from scratch".to_string()])
+        .map(|n| (n, vec![Vec::new(); cfg.labels_per_class.len()]))
         .collect();
     for (i, &k) in cfg.labels_per_class.iter().enumerate() {
         for r in 0..cfg.repeats {
-            let mut draw = rng.fork(&format!("subset-{k}-{r}"));
-            let idx = train.per_class_indices(k, &mut draw)?;
+            let proto = cfg.protocol_at(k, r);
+            let idx = train.per_class_indices(k, &mut SeededRng::new(crate::rng::derive_seed(proto.seed, "labels")))?;
             let subset = train.select(&idx)?;
-            let pick = |f: &Tensor| -> Result<Tensor> {
-                let ids = Tensor::from_vec(idx.iter().map(|&j| j as u32).collect::<Vec<_>>(), idx.len(), f.device())?;
-                f.index_select(&ids, 0)
-            };
-            let seed = draw.fork("probe").seed();
-            let a = linear_probe(&pick(&pre_train)?, &subset.labels, &pre_test, &test.labels, nc, &probe, seed)?;
-            arms[0].1[i].push(a.accuracy);
-            let b = linear_probe(&pick(&rnd_train)?, &subset.labels, &rnd_test, &test.labels, nc, &probe, seed)?;
-            arms[1].1[i].push(b.accuracy);
-            let params = Params::new(draw.fork("scratch-init").seed());
-            let vb = params.builder(dev);
-            let enc = cnn.init(vb.pp("enc"))?;
-            let head = linear(enc.feature_dim(), nc, vb.pp("head"))?;
-            let tc = TrainConfig { steps: cfg.scratch_steps, batch_size: 64, lr: 1e-3, weight_decay: 0.0 };
-            train_supervised(&enc, &head, &params, &subset, &tc, dev, &draw)?;
-            arms[2].1[i].push(classifier_accuracy(&enc, &head, test, dev)?);
+            let ids = Tensor::from_vec(idx.iter().map(|&j| j as u32).collect::<Vec<_>>(), idx.len(), &Device::Cpu)?;
+            for (a, (_, ftr, fte)) in feats.iter().enumerate() {
+                let probe = linear_probe(&ftr.index_select(&ids, 0)?, &subset.labels, fte, &test.labels, nc, &proto.probe, crate::rng::derive_seed(proto.seed, "probe"))?;
+                arms[a].1[i].push(probe.accuracy);
+            }
+            let row = proto.from_scratch(scratch, &subset, test, dev)?;
+            arms[feats.len()].1[i].push(row.finetune);
         }
     }
+    let p = cfg.protocol_at(cfg.labels_per_class[0], 0);
     let protocol = format!(
         "train split {} images (pretraining used them without labels), test split {} images; \
-         for each budget {} labelled subset(s) drawn per class from the train split; \
-         probes: linear on frozen standardised features, {} full-batch AdamW steps; \
-         from scratch: same encoder + linear head, {} AdamW steps (lr 1e-3, batch ≤ 64); seed {}",
+         at each budget {} labelled subset(s) per class drawn from the train split, the same for every row; \
+         linear probe on frozen standardised features ({} full-batch AdamW steps); \
+         from scratch: the same encoder + linear head trained end to end on the labels only ({} steps of batch ≤ {}, AdamW lr {}); seed {}",
         train.len(),
         test.len(),
         cfg.repeats,
-        cfg.probe_steps,
-        cfg.scratch_steps,
+        p.probe.steps,
+        p.scratch.steps,
+        p.scratch.batch_size,
+        p.scratch.lr,
         cfg.seed
     );
-    Ok(LabelEfficiency { labels_per_class: cfg.labels_per_class.clone(), arms, protocol })
+    Ok(LabelEfficiency { labels_per_class: cfg.labels_per_class.clone(), arms, protocol, trivial: Some(trivial_rates(&test.labels, nc)?) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::method::{MethodName, PretrainConfig};
+
+    /// Every row is measured on the same labelled subsets (a new one per
+    /// repetition), the table names its repetitions and trivial rates, and
+    /// verdicts pair the rows per budget.
+    #[test]
+    fn sweep_rows_share_subsets_and_give_verdicts() {
+        let dev = Device::Cpu;
+        let (train, test) = crate::data::load_images("shapes", 400, 0).unwrap();
+        let cfg = WhySslConfig { labels_per_class: vec![1, 3], repeats: 3, scratch_steps: 5, probe_steps: 20, ..crate::config::Profile::Smoke.why_ssl() };
+        // the subsets differ between repetitions and budgets
+        let a = cfg.protocol_at(3, 0).labelled(&train).unwrap();
+        let b = cfg.protocol_at(3, 1).labelled(&train).unwrap();
+        assert_eq!(a.len(), 3 * train.num_classes());
+        assert_ne!(a.labels.len(), 0);
+        assert_ne!(a.images.flatten_all().unwrap().to_vec1::<f32>().unwrap(), b.images.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        assert_ne!(cfg.protocol_at(3, 0).seed, cfg.protocol_at(3, 1).seed);
+        assert_ne!(cfg.protocol_at(1, 0).seed, cfg.protocol_at(3, 0).seed);
+        let run = Pretrainer::new(PretrainConfig::for_method(MethodName::SimClr), train.image_shape().unwrap(), &dev).unwrap();
+        let flat = |x: &Tensor| x.flatten_from(1);
+        let le = label_efficiency(&[("pixels", &flat), ("random init", &|x| run.features(x))], &EncoderConfig::default(), &train, &test, &cfg, &dev).unwrap();
+        let names: Vec<&str> = le.arms.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["pixels + linear", "random init + linear", "from scratch"]);
+        assert!(le.arms.iter().all(|(_, accs)| accs.len() == 2 && accs.iter().all(|r| r.len() == 3 && r.iter().all(|v| (0.0..=1.0).contains(v)))));
+        let html = le.table().to_html();
+        assert!(html.contains("mean ± std over 3 labelled subsets per budget") && html.contains("uniform chance 10.0 %"), "{html}");
+        let v = le.verdicts("pixels + linear", "from scratch").unwrap();
+        assert_eq!(v.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [1, 3]);
+        assert!(v.iter().all(|(_, v)| v.repetitions() == 3 && v.outcome != crate::eval::Outcome::TooFewRepetitions));
+        let err = le.verdicts("SimCLR + linear", "from scratch").unwrap_err().to_string();
+        assert!(err.contains("no row \"SimCLR + linear\"") && err.contains("pixels + linear"), "{err}");
+        assert!(le.protocol.contains("3 labelled subset(s) per class") && le.protocol.contains("5 steps"), "{}", le.protocol);
+        assert!(label_efficiency(&[], &EncoderConfig::default(), &train, &test, &WhySslConfig { repeats: 0, ..cfg }, &dev).is_err());
+    }
 }

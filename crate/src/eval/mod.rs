@@ -9,6 +9,8 @@
 //! - [`fit_classifier`]: end-to-end training (supervised baseline, fine-tuning).
 //! - [`knn_accuracy`], [`knn_classify`]: the weighted k-NN classifier (InstDisc, DINO), no training.
 //! - [`benchmark`]: every method on one protocol over several seeds, mean ± std.
+//! - [`verdict`]: two rows measured on the same repetitions as one sentence (ahead, behind,
+//!   no clear difference); [`trivial_rates`]: uniform chance and the majority class.
 //! - [`collapse_report`], [`embedding_std`], [`effective_rank`], [`alignment`], [`uniformity`]:
 //!   collapse diagnostics of a batch of embeddings.
 
@@ -18,6 +20,7 @@ mod compare;
 mod finetune;
 mod knn;
 mod label_efficiency;
+mod verdict;
 
 pub use benchmark::{benchmark, mean_std, Benchmark, BenchmarkConfig, BenchmarkRow, RANDOM_INIT, RANDOM_INIT_VIT};
 pub use collapse::{
@@ -28,6 +31,7 @@ pub use compare::{train_end_to_end, Comparison, ComparisonRow, FewLabelProtocol}
 pub use finetune::{fit_classifier, ClassifierConfig, ClassifierResult};
 pub use knn::{knn_accuracy, knn_classify, knn_votes, KnnConfig, KnnProtocol, KnnResult};
 pub use label_efficiency::{label_curve, label_efficiency, LabelEfficiency};
+pub use verdict::{trivial_rates, verdict, Outcome, TrivialRates, Verdict, MIN_REPETITIONS};
 
 use crate::data::ImageDataset;
 use crate::loss::{accuracy, cross_entropy};
