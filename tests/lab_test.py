@@ -8,9 +8,13 @@ Run by `make test` (after the notebooks, so the pre-warm finds its cache warm).
    API lists the "Rust (sslab)" kernel, it still asks for a token (an API call
    without one is refused), and it listens on the loopback address only. As
    root the output says why it passes --allow-root. Then it is stopped.
-2. When the test runs as root and the checkout is readable by the `nobody`
-   user, kernel/lab (the step of `make lab` that starts the server) is run as
-   that ordinary user too: same checks, and no --allow-root.
+2. kernel/lab (the step of `make lab` that starts the server) with a
+   stand-in for jupyter: the arguments it passes, with --allow-root only as
+   root; when the test runs as root, also as the ordinary user `nobody`.
+3. When the test runs as root and `nobody` can run .venv's Python and read
+   the checkout, JupyterLab served by kernel/lab as that user: the checks of 1,
+   and no --allow-root. (A .venv made from a Python under /root, as pyenv
+   installs it, cannot be run by another user: then this part says so.)
 """
 import json
 import os
@@ -122,9 +126,22 @@ def serve_and_check(who, cmd, port, env, user=None, expect_root_note=False):
     check(server.returncode is not None, f"{who}: the server stops")
 
 
-def readable_by(user, path):
-    r = subprocess.run(["test", "-r", str(path), "-a", "-x", str(path)], user=user, capture_output=True)
-    return r.returncode == 0
+def runs_as(user, cmd):
+    try:
+        return subprocess.run(cmd, user=user, capture_output=True).returncode == 0
+    except OSError:  # the executable itself cannot be run by `user`
+        return False
+
+
+def stand_in_checks(tmp, user):
+    """kernel/lab's arguments with a stand-in for jupyter that prints them, as `user` (None: as now)."""
+    stub = tmp / f"jupyter-{user or 'self'}"
+    stub.write_text('#!/bin/sh\necho "args: $*"\n')
+    stub.chmod(0o755)
+    env = dict(os.environ, SSLAB_LAB_JUPYTER=str(stub))
+    r = subprocess.run([str(root / "kernel" / "lab"), "--no-browser", "--port", "8123"], capture_output=True, text=True, env=env, user=user)
+    args = next((l for l in r.stdout.splitlines() if l.startswith("args: ")), "")
+    return r, args
 
 
 def main():
@@ -140,6 +157,11 @@ def main():
         serve_and_check(who, ["make", "--no-print-directory", "lab", "NO_BROWSER=1", f"PORT={port}"], port, env,
                         expect_root_note=is_root)
 
+        r, args = stand_in_checks(tmp, None)
+        want = "--allow-root" in args
+        check(r.returncode == 0 and "--port=8123" in args and "--ip=localhost" in args and "--no-browser" in args and want == is_root,
+              f"kernel/lab passes port, localhost and --no-browser{', and --allow-root as root' if is_root else ', and no --allow-root'}",
+              r.stdout + r.stderr)
         if not is_root:
             print("skip kernel/lab as root: the test does not run as root")
         else:
@@ -147,11 +169,17 @@ def main():
                 nobody = pwd.getpwnam("nobody")
             except KeyError:
                 nobody = None
-            lab = root / ".venv" / "bin" / "jupyter"
-            if nobody is None or not readable_by("nobody", lab) or not readable_by("nobody", root / "notebooks"):
-                print("skip kernel/lab as an ordinary user: no `nobody` user, or the checkout is not readable by it")
+            tmp.chmod(0o711)  # nobody may pass through to its files below
+            if nobody is not None and runs_as(nobody.pw_uid, ["test", "-x", str(root / "kernel" / "lab")]):
+                r, args = stand_in_checks(tmp, nobody.pw_uid)
+                check(r.returncode == 0 and "--ip=localhost" in args and "--allow-root" not in args and "running as root" not in r.stdout,
+                      "kernel/lab as the ordinary user nobody: no --allow-root, still localhost", r.stdout + r.stderr)
+            python = root / ".venv" / "bin" / "python"
+            if nobody is None or not runs_as(nobody.pw_uid, [str(python), "-c", "pass"]) \
+                    or not runs_as(nobody.pw_uid, ["test", "-r", str(root / "notebooks")]):
+                print("skip JupyterLab served as the ordinary user nobody: no `nobody` user, or it cannot run .venv's Python "
+                      f"({python.resolve()}) or read the checkout")
             else:
-                tmp.chmod(0o711)  # nobody may pass through to its home below
                 home = tmp / "home"
                 home.mkdir()
                 os.chown(home, nobody.pw_uid, nobody.pw_gid)
