@@ -41,6 +41,10 @@ def main():
         r = run(tmp, "bad", notebook("From scratch reaches 69.6 % with twice the steps.", ["accuracy 0.491\n"]))
         check(r.returncode == 1 and "bad.ipynb: cell 1: '69.6 %'" in r.stdout and "0 of 1" in r.stdout,
               "a quoted result that no output shows fails, naming notebook, cell and text", r.stdout + r.stderr)
+        r = run(tmp, "svg", notebook("It reaches 85.6 %.", ["x\n", '<svg><rect x="85.6" width="0.856"/><text>12.0 %</text></svg>']))
+        check(r.returncode == 1 and "'85.6 %'" in r.stdout, "coordinates and sizes in a figure are not results", r.stdout)
+        r = run(tmp, "svgtext", notebook("It reaches 12.0 %.", ["x\n", '<svg><rect x="85.6"/><text>12.0 %</text></svg>']))
+        check(r.returncode == 0, "a figure's visible text counts", r.stdout)
         r = run(tmp, "near", notebook("It reaches 85.6 %.", ["accuracy 0.8553\n"]))
         check(r.returncode == 1, "a number off by more than its rounding is not found", r.stdout)
         r = run(tmp, "external", notebook("solo-learn's SimCLR reaches 90.7 % on CIFAR-10.", ["nothing\n"], tags=["external"]))
