@@ -4,7 +4,7 @@
 //! needs (a random-init encoder and the same encoder trained from scratch on
 //! the labels alone).
 
-use super::{features, fit_classifier, knn_accuracy, linear_probe, ClassifierConfig, KnnConfig, ProbeConfig};
+use super::{features, fit_classifier, knn_accuracy, linear_probe, trivial_rates, ClassifierConfig, KnnConfig, ProbeConfig, TrivialRates};
 use crate::data::{ImageDataset, LabelledData};
 use crate::method::{EncoderConfig, PretrainConfig, Pretrainer};
 use crate::nn::Params;
@@ -232,12 +232,23 @@ pub struct Comparison {
     pub rows: Vec<ComparisonRow>,
     /// How every number was obtained.
     pub protocol: String,
+    /// Uniform chance and the majority class of the test split, shown with the table.
+    #[serde(default)]
+    pub trivial: Option<TrivialRates>,
 }
 
 impl Comparison {
     /// An empty comparison under `protocol`.
     pub fn new(protocol: &str) -> Self {
-        Self { rows: Vec::new(), protocol: protocol.into() }
+        Self { rows: Vec::new(), protocol: protocol.into(), trivial: None }
+    }
+
+    /// The same comparison, its table captioned with `test`'s trivial rates
+    /// (uniform chance and always answering its most frequent class): the
+    /// numbers every accuracy in it must beat to mean anything.
+    pub fn with_trivial_rates<L: LabelledData>(mut self, test: &L) -> Result<Self> {
+        self.trivial = Some(trivial_rates(test.labels(), LabelledData::num_classes(test))?);
+        Ok(self)
     }
 
     /// Adds (or replaces, by name) a row.
@@ -270,7 +281,11 @@ impl Comparison {
     /// Test accuracies, one row per representation ("—" where not measured).
     pub fn table(&self) -> Table {
         let pct = |v: f64| if v.is_nan() { "—".to_string() } else { format!("{:.1} %", 100.0 * v) };
-        let mut t = Table::new(&["representation", "linear probe", "k-NN", "fine-tuned", "how"]).caption(&self.protocol);
+        let caption = match &self.trivial {
+            Some(t) => format!("{}; {t}", self.protocol),
+            None => self.protocol.clone(),
+        };
+        let mut t = Table::new(&["representation", "linear probe", "k-NN", "fine-tuned", "how"]).caption(&caption);
         for r in &self.rows {
             t.push(&[r.name.clone(), pct(r.linear), pct(r.knn), pct(r.finetune), r.note.clone()]);
         }
@@ -336,7 +351,10 @@ mod tests {
         assert_eq!(cmp.best("linear", &[]).unwrap().name, if rot.linear >= rand.linear { "rotation" } else { "random init" });
         // bars: linear 2 (scratch has none), k-NN 3, fine-tuned 2 (random init has none)
         assert_eq!(cmp.plot().to_svg().unwrap().matches("<rect class=\"bar\"").count(), 7);
-        assert!(cmp.table().to_html().contains("k-NN"));
+        assert!(cmp.table().to_html().contains("k-NN") && !cmp.table().to_html().contains("trivial rates"));
+        let cmp = cmp.with_trivial_rates(&test).unwrap();
+        assert!(cmp.table().to_html().contains("; trivial rates on the"), "{}", cmp.table().to_html());
+        let mut cmp = cmp;
         // replacing a row by name keeps one row
         cmp.push(ComparisonRow { name: "rotation".into(), linear: 0.5, knn: 0.5, finetune: f64::NAN, note: String::new() });
         assert_eq!(cmp.rows.len(), 3);
