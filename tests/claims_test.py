@@ -9,13 +9,7 @@ from pathlib import Path
 
 root = Path(__file__).resolve().parent.parent
 checker = root / "kernel" / "check-claims"
-failures = []
-
-
-def check(ok, what, detail=""):
-    print(f"{'ok  ' if ok else 'FAIL'} {what}" + (f": {detail}" if detail and not ok else ""), flush=True)
-    if not ok:
-        failures.append(what)
+from checks import check, summary  # noqa: E402
 
 
 def notebook(markdown, outputs, tags=()):
@@ -55,8 +49,7 @@ def main():
         check(r.returncode != 0 and "missing.ipynb: no such notebook" in r.stderr, "a missing notebook is named", r.stderr)
     r = subprocess.run([sys.executable, str(checker), str(root / "notebooks")], capture_output=True, text=True)
     check(r.returncode == 0, "every committed notebook quotes only results its outputs show", r.stdout[-3000:])
-    print(f"claims tests: {'all passed' if not failures else f'{len(failures)} failed'}")
-    return 1 if failures else 0
+    return summary("claims")
 
 
 if __name__ == "__main__":

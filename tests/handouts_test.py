@@ -21,8 +21,6 @@ CI), which makes a missing Chromium a failure.
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,18 +31,12 @@ from pathlib import Path
 root = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(root / "kernel"))
 import handouts  # noqa: E402
+from checks import check, free_port, stop, summary  # noqa: E402
 
 import nbformat  # noqa: E402
 
 PY = sys.executable
 MAX_STREAM_LINES = 40
-failures = []
-
-
-def check(ok, what, detail=""):
-    print(f"{'ok  ' if ok else 'FAIL'} {what}" + (f": {detail}" if detail and not ok else ""), flush=True)
-    if not ok:
-        failures.append(what)
 
 
 # ---------------------------------------------------------------- 1. units
@@ -260,12 +252,6 @@ def run_export_checks(page, out):
 # ---------------------------------------------------------------- 5. JupyterLab
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def lab_checks(browser, tmp):
     work = Path(tmp) / "lab"
     work.mkdir()
@@ -318,11 +304,7 @@ def lab_checks(browser, tmp):
     except Exception as e:  # a time-out names what it waited for
         check(False, "JupyterLab runs a cell in the browser", f"{type(e).__name__}: {str(e)[:600]}")
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        stop(server, timeout=20)
         log.close()
 
 
@@ -350,8 +332,7 @@ def main():
             context.close()
             lab_checks(browser, tmp)
             browser.close()
-    print(f"handout tests: {'all passed' if not failures else f'{len(failures)} failed'}")
-    return 1 if failures else 0
+    return summary("handout")
 
 
 if __name__ == "__main__":

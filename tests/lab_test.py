@@ -20,7 +20,6 @@ import json
 import os
 import pwd
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -32,19 +31,7 @@ from pathlib import Path
 
 root = Path(__file__).resolve().parent.parent
 STARTUP_S = 1200  # make lab runs setup and the pre-warm first: minutes when the cache is cold
-failures = []
-
-
-def check(ok, what, detail=""):
-    print(f"{'ok  ' if ok else 'FAIL'} {what}" + (f": {detail}" if detail and not ok else ""), flush=True)
-    if not ok:
-        failures.append(what)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from checks import check, free_port, stop, summary  # noqa: E402
 
 
 def get(url, token=None):
@@ -115,13 +102,7 @@ def serve_and_check(who, cmd, port, env, user=None, expect_root_note=False):
         check(note == expect_root_note, f"{who}: " + ("the output says why --allow-root is passed" if expect_root_note
                                                        else "no --allow-root for an ordinary user"), text[-800:])
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+        stop(server)
         log.close()
     check(server.returncode is not None, f"{who}: the server stops")
 
@@ -191,8 +172,7 @@ def main():
     # bad options are refused with the option named
     r = subprocess.run([str(root / "kernel" / "lab"), "--port", "eighty"], capture_output=True, text=True)
     check(r.returncode == 2 and "--port takes a number, got 'eighty'" in r.stderr, "kernel/lab names a bad option", r.stderr)
-    print(f"lab tests: {'all passed' if not failures else f'{len(failures)} failed'}")
-    return 1 if failures else 0
+    return summary("lab")
 
 
 if __name__ == "__main__":

@@ -158,7 +158,7 @@ impl Profile {
             short_batch_size: 128,
             labels_per_class: 10,
             label_budgets: vec![1, 5, 10, 50],
-            scratch_steps: 150,
+            scratch_steps: crate::eval::ClassifierConfig::default().steps,
             probe_steps: 300,
             seed: 0,
             encoder: None,

@@ -388,7 +388,7 @@ mod tests {
         let curve = crate::eval::label_curve("SimCLR", &run, &train, &test, &cfg).unwrap();
         assert_eq!(curve.labels_per_class, vec![1, 3]);
         let names: Vec<&str> = curve.arms.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["SimCLR + linear", "SimCLR + kNN", "from scratch"]);
+        assert_eq!(names, ["SimCLR + linear", "SimCLR + kNN", "random init + linear", "from scratch"]);
         assert!(curve.arms.iter().all(|(_, a)| a.len() == 2 && a.iter().all(|r| r.len() == 1 && (0.0..=1.0).contains(&r[0]))));
         let html = curve.table().to_html();
         assert!(html.contains("one labelled subset per budget") && !html.contains("±"), "{html}");

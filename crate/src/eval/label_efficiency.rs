@@ -93,6 +93,7 @@ impl LabelEfficiency {
 /// tutorial's table, on our data): at each budget of
 /// [`ContrastiveConfig::label_budgets`] labels per class, a linear probe and
 /// k-NN on `run`'s frozen features (`"{name} + linear"`, `"{name} + kNN"`),
+/// the same encoder untrained with the same probe (`"random init + linear"`),
 /// and the same encoder trained end to end on those labels alone
 /// (`"from scratch"`), all on the labelled subset that
 /// [`ContrastiveConfig::protocol_with`] draws and measured on `test`.
@@ -100,20 +101,22 @@ pub fn label_curve(name: &str, run: &Pretrainer, train: &ImageDataset, test: &Im
     if cfg.label_budgets.is_empty() {
         candle_core::bail!("label_curve needs at least one label budget, got {:?}", cfg.label_budgets);
     }
-    let names = [format!("{name} + linear"), format!("{name} + kNN"), "from scratch".to_string()];
+    let names = [format!("{name} + linear"), format!("{name} + kNN"), "random init + linear".to_string(), "from scratch".to_string()];
     let mut arms: Vec<(String, Vec<Vec<f64>>)> = names.iter().map(|n| (n.clone(), Vec::new())).collect();
     for &k in &cfg.label_budgets {
         let proto = cfg.protocol_with(k);
         let labelled = proto.labelled(train)?;
         let row = proto.evaluate_run(name, run, &labelled, test, false)?;
+        let random = proto.random_init(run.config(), &labelled, test, run.device())?;
         let scratch = proto.from_scratch(&run.config().encoder, &labelled, test, run.device())?;
-        for (arm, acc) in arms.iter_mut().zip([row.linear, row.knn, scratch.finetune]) {
+        for (arm, acc) in arms.iter_mut().zip([row.linear, row.knn, random.linear, scratch.finetune]) {
             arm.1.push(vec![acc]);
         }
     }
     let protocol = format!(
         "{} unlabelled training images for pretraining, {} test images; at each budget one labelled subset per class; \
-         linear probe ({} full-batch AdamW steps on frozen standardised features) and k-NN on the frozen encoder; \
+         linear probe ({} full-batch AdamW steps on frozen standardised features) and k-NN on the frozen encoder, \
+         the same probe on the untrained encoder; \
          from scratch: the same encoder + linear head trained end to end on the labels only ({} steps); seed {}",
         train.len(),
         test.len(),
