@@ -155,6 +155,8 @@ def main():
                 r, args = stand_in_checks(tmp, nobody.pw_uid)
                 check(r.returncode == 0 and "--ip=localhost" in args and "--allow-root" not in args and "running as root" not in r.stdout,
                       "kernel/lab as the ordinary user nobody: no --allow-root, still localhost", r.stdout + r.stderr)
+            else:
+                print("skip kernel/lab as the ordinary user nobody: no `nobody` user, or it cannot run kernel/lab in this checkout")
             python = root / ".venv" / "bin" / "python"
             if nobody is None or not runs_as(nobody.pw_uid, [str(python), "-c", "pass"]) \
                     or not runs_as(nobody.pw_uid, ["test", "-r", str(root / "notebooks")]):

@@ -112,7 +112,7 @@ impl Profile {
             colorization_steps: 150,
             mae_steps: 150,
             labels_per_class: 10,
-            scratch_steps: 150,
+            scratch_steps: crate::eval::ClassifierConfig::default().steps,
             probe_steps: 300,
             seed: 0,
         };
