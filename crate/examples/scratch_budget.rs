@@ -1,7 +1,7 @@
 //! Is the from-scratch baseline trained to convergence? Its test accuracy at
 //! a step budget and at four times that budget, over three seeds (each a new
 //! labelled subset, initialisation and data order): the measurement behind
-//! `ClassifierConfig::default()`'s steps. A converged baseline gains at most
+//! `ClassifierConfig::CONVERGED_STEPS`. A converged baseline gains at most
 //! about a point from 4× the steps.
 //!
 //! `SSLAB_DATA_DIR=… cargo run --release --example scratch_budget -- [DATA] [LABELS_PER_CLASS] [STEPS…]`
@@ -18,7 +18,7 @@ fn main() -> sslab::Result<()> {
     let lpc: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10);
     let mut budgets: Vec<usize> = args.iter().skip(2).filter_map(|a| a.parse().ok()).collect();
     if budgets.is_empty() {
-        budgets.push(ClassifierConfig::default().steps);
+        budgets.push(ClassifierConfig::CONVERGED_STEPS);
     }
     let dev = sslab::device::device()?;
     let (train, test) = sslab::data::load_images(data, 10_000, 0)?;

@@ -51,7 +51,6 @@ impl Profile {
 
     /// The sizes of section 24.1's label-efficiency experiment in this profile.
     pub fn why_ssl(self) -> WhySslConfig {
-        let converged = crate::eval::ClassifierConfig::default().steps;
         match self {
             Self::Smoke => WhySslConfig {
                 profile: self,
@@ -77,7 +76,7 @@ impl Profile {
                 simclr_batch: 256,
                 labels_per_class: vec![1, 5, 10],
                 repeats: 3,
-                scratch_steps: converged,
+                scratch_steps: crate::eval::ClassifierConfig::CONVERGED_STEPS,
                 probe_steps: 300,
                 seed: 0,
             },
@@ -91,7 +90,7 @@ impl Profile {
                 simclr_batch: 512,
                 labels_per_class: vec![1, 5, 10, 50, 100],
                 repeats: 5,
-                scratch_steps: converged,
+                scratch_steps: crate::eval::ClassifierConfig::CONVERGED_STEPS,
                 probe_steps: 500,
                 seed: 0,
             },
@@ -112,7 +111,7 @@ impl Profile {
             colorization_steps: 150,
             mae_steps: 150,
             labels_per_class: 10,
-            scratch_steps: crate::eval::ClassifierConfig::default().steps,
+            scratch_steps: crate::eval::ClassifierConfig::CONVERGED_STEPS,
             probe_steps: 300,
             seed: 0,
         };
@@ -158,7 +157,7 @@ impl Profile {
             short_batch_size: 128,
             labels_per_class: 10,
             label_budgets: vec![1, 5, 10, 50],
-            scratch_steps: crate::eval::ClassifierConfig::default().steps,
+            scratch_steps: crate::eval::ClassifierConfig::CONVERGED_STEPS,
             probe_steps: 300,
             seed: 0,
             encoder: None,

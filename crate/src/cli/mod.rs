@@ -164,7 +164,7 @@ struct SupervisedArgs {
     #[arg(long)]
     labels_per_class: usize,
     /// Optimiser steps (default: the few-label protocol's converged budget, 1,000).
-    #[arg(long, default_value_t = ClassifierConfig::default().steps)]
+    #[arg(long, default_value_t = ClassifierConfig::CONVERGED_STEPS)]
     steps: usize,
     /// Seed of the labelled subset, initialisation and data order.
     #[arg(long, default_value_t = 0)]

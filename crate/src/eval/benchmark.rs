@@ -114,17 +114,20 @@ pub fn mean_std(xs: &[f64]) -> Option<(f64, f64)> {
     Some((mean, var.sqrt()))
 }
 
-/// How many values are not NaN: one run prints no "± 0.0".
-fn measured(xs: &[f64]) -> usize {
-    xs.iter().filter(|x| !x.is_nan()).count()
+/// Mean ± standard deviation of the values that are not NaN, times
+/// `scale`, with a sign when `signed`; the mean alone for one run (no
+/// "± 0.0"), "—" for none.
+fn mean_pm(xs: &[f64], scale: f64, signed: bool) -> String {
+    let mean = |m: f64| if signed { format!("{:+.1}", scale * m) } else { format!("{:.1}", scale * m) };
+    match mean_std(xs) {
+        Some((m, _)) if xs.iter().filter(|x| !x.is_nan()).count() == 1 => mean(m),
+        Some((m, s)) => format!("{} ± {:.1}", mean(m), scale * s),
+        None => "—".into(),
+    }
 }
 
 fn pct(xs: &[f64]) -> String {
-    match mean_std(xs) {
-        Some((m, _)) if measured(xs) == 1 => format!("{:.1}", 100.0 * m),
-        Some((m, s)) => format!("{:.1} ± {:.1}", 100.0 * m, 100.0 * s),
-        None => "—".into(),
-    }
+    mean_pm(xs, 100.0, false)
 }
 
 /// The results of [`benchmark`].
@@ -162,11 +165,7 @@ impl Benchmark {
     pub fn gains_table(&self) -> Table {
         let mut t = Table::new(&["method", "k-NN gain (points)", "linear-probe gain (points)", "seeds with a k-NN gain", "seeds with a linear gain"])
             .caption("each method minus its encoder untrained, on the same seed; mean ± standard deviation over the seeds");
-        let fmt = |xs: &[f64]| match mean_std(xs) {
-            Some((m, _)) if measured(xs) == 1 => format!("{m:+.1}"),
-            Some((m, s)) => format!("{m:+.1} ± {s:.1}"),
-            None => "—".to_string(),
-        };
+        let fmt = |xs: &[f64]| mean_pm(xs, 1.0, true);
         for row in self.method_rows() {
             let Some(base) = self.baseline_for(&row.name) else { continue };
             let diff = |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(x, y)| 100.0 * (x - y)).collect() };
@@ -300,6 +299,8 @@ mod tests {
         // one run is not a spread: no "± 0.0"
         assert_eq!(pct(&[0.7, f64::NAN]), "70.0");
         assert_eq!(pct(&[]), "—");
+        assert_eq!(mean_pm(&[1.5, 2.5], 1.0, true), "+2.0 ± 0.7");
+        assert_eq!(mean_pm(&[-1.25], 1.0, true), "-1.2");
     }
 
     fn simclr_gain(b: &Benchmark) -> Vec<f64> {

@@ -42,7 +42,18 @@ impl FewLabelProtocol {
 
     /// The labelled subset of `train` that every row of a comparison uses.
     pub fn labelled<L: LabelledData>(&self, train: &L) -> Result<L> {
-        LabelledData::per_class_subset(train, self.labels_per_class, &mut SeededRng::new(derive_seed(self.seed, "labels")))
+        LabelledData::per_class_subset(train, self.labels_per_class, &mut self.label_draw())
+    }
+
+    /// The generator that draws the labelled subset ([`labelled`](Self::labelled));
+    /// with [`ImageDataset::per_class_indices`] it gives the subset's indices.
+    pub fn label_draw(&self) -> SeededRng {
+        SeededRng::new(derive_seed(self.seed, "labels"))
+    }
+
+    /// The seed of the linear probe's head.
+    pub fn probe_seed(&self) -> u64 {
+        derive_seed(self.seed, "probe")
     }
 
     fn knn_config(&self) -> KnnConfig {
@@ -65,7 +76,7 @@ impl FewLabelProtocol {
         let (ftr, fte) = (in_batches(labelled.inputs())?, in_batches(test.inputs())?);
         let classes = LabelledData::num_classes(labelled).max(LabelledData::num_classes(test));
         let (ytr, yte) = (labelled.labels(), test.labels());
-        let probe = linear_probe(&ftr, ytr, &fte, yte, classes, &self.probe, derive_seed(self.seed, "probe"))?;
+        let probe = linear_probe(&ftr, ytr, &fte, yte, classes, &self.probe, self.probe_seed())?;
         let knn = knn_accuracy(&ftr, ytr, &fte, yte, classes, &self.knn_config())?;
         Ok(ComparisonRow { name: name.into(), linear: probe.accuracy, knn: knn.accuracy, finetune: f64::NAN, note: String::new() })
     }
@@ -281,10 +292,7 @@ impl Comparison {
     /// Test accuracies, one row per representation ("—" where not measured).
     pub fn table(&self) -> Table {
         let pct = |v: f64| if v.is_nan() { "—".to_string() } else { format!("{:.1} %", 100.0 * v) };
-        let caption = match &self.trivial {
-            Some(t) => format!("{}; {t}", self.protocol),
-            None => self.protocol.clone(),
-        };
+        let caption = TrivialRates::caption(&self.protocol, self.trivial.as_ref());
         let mut t = Table::new(&["representation", "linear probe", "k-NN", "fine-tuned", "how"]).caption(&caption);
         for r in &self.rows {
             t.push(&[r.name.clone(), pct(r.linear), pct(r.knn), pct(r.finetune), r.note.clone()]);

@@ -6,7 +6,6 @@ use crate::config::{ContrastiveConfig, WhySslConfig};
 use crate::data::ImageDataset;
 use crate::method::{EncoderConfig, Pretrainer};
 use crate::plot::{LinePlot, Table};
-use crate::rng::SeededRng;
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -61,11 +60,7 @@ impl LabelEfficiency {
             let n = self.arms.first().and_then(|(_, a)| a.first()).map_or(0, Vec::len);
             format!("test accuracy (mean ± std over {n} labelled subsets per budget)")
         };
-        let caption = match &self.trivial {
-            Some(t) => format!("{caption}; {t}"),
-            None => caption,
-        };
-        let mut t = Table::new(&header).caption(&caption);
+        let mut t = Table::new(&header).caption(&TrivialRates::caption(&caption, self.trivial.as_ref()));
         for (i, k) in self.labels_per_class.iter().enumerate() {
             let mut row = vec![k.to_string()];
             for (_, accs) in &self.arms {
@@ -171,11 +166,11 @@ pub fn label_efficiency(
     for (i, &k) in cfg.labels_per_class.iter().enumerate() {
         for r in 0..cfg.repeats {
             let proto = cfg.protocol_at(k, r);
-            let idx = train.per_class_indices(k, &mut SeededRng::new(crate::rng::derive_seed(proto.seed, "labels")))?;
+            let idx = train.per_class_indices(k, &mut proto.label_draw())?;
             let subset = train.select(&idx)?;
             let ids = Tensor::from_vec(idx.iter().map(|&j| j as u32).collect::<Vec<_>>(), idx.len(), &Device::Cpu)?;
             for (a, (_, ftr, fte)) in feats.iter().enumerate() {
-                let probe = linear_probe(&ftr.index_select(&ids, 0)?, &subset.labels, fte, &test.labels, nc, &proto.probe, crate::rng::derive_seed(proto.seed, "probe"))?;
+                let probe = linear_probe(&ftr.index_select(&ids, 0)?, &subset.labels, fte, &test.labels, nc, &proto.probe, proto.probe_seed())?;
                 arms[a].1[i].push(probe.accuracy);
             }
             let row = proto.from_scratch(scratch, &subset, test, dev)?;

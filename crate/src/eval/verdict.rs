@@ -163,6 +163,16 @@ pub fn trivial_rates(labels: &[u32], classes: usize) -> Result<TrivialRates> {
     })
 }
 
+impl TrivialRates {
+    /// `caption` followed by the rates, when there are any: how a table names them.
+    pub fn caption(caption: &str, rates: Option<&TrivialRates>) -> String {
+        match rates {
+            Some(r) => format!("{caption}; {r}"),
+            None => caption.to_string(),
+        }
+    }
+}
+
 impl std::fmt::Display for TrivialRates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
