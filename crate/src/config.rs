@@ -98,6 +98,11 @@ impl Profile {
     }
 }
 
+/// Labelled subsets per comparison unless a profile says otherwise.
+fn default_repetitions() -> usize {
+    3
+}
+
 impl Profile {
     /// The sizes of section 24.2's image pretext-task comparison in this profile.
     pub fn image_pretext(self) -> ImagePretextConfig {
@@ -111,6 +116,7 @@ impl Profile {
             colorization_steps: 150,
             mae_steps: 150,
             labels_per_class: 10,
+            repetitions: 3,
             scratch_steps: crate::eval::ClassifierConfig::CONVERGED_STEPS,
             probe_steps: 300,
             seed: 0,
@@ -156,6 +162,7 @@ impl Profile {
             short_steps: 100,
             short_batch_size: 128,
             labels_per_class: 10,
+            repetitions: 3,
             label_budgets: vec![1, 5, 10, 50],
             scratch_steps: crate::eval::ClassifierConfig::CONVERGED_STEPS,
             probe_steps: 300,
@@ -202,6 +209,7 @@ impl Profile {
             steps: 200,
             batch_size: 32,
             labels_per_class: 2,
+            repetitions: 3,
             scratch_steps: 200,
             probe_steps: 300,
             video_clips: 600,
@@ -239,9 +247,10 @@ impl Profile {
             word_steps: 1500,
             lm_steps: 300,
             nsp_steps: 50,
-            probe_windows: 3000,
+            probe_windows: 6000,
             probe_train: 2000,
             labels_per_class: 10,
+            repetitions: 3,
             scratch_steps: 150,
             probe_steps: 300,
             seed: 0,
@@ -251,7 +260,7 @@ impl Profile {
                 word_steps: 5,
                 lm_steps: 3,
                 nsp_steps: 3,
-                probe_windows: 300,
+                probe_windows: 800,
                 probe_train: 200,
                 labels_per_class: 2,
                 scratch_steps: 3,
@@ -376,6 +385,10 @@ pub struct ImagePretextConfig {
     pub mae_steps: usize,
     /// Labelled examples per class for the probes and the from-scratch baseline.
     pub labels_per_class: usize,
+    /// Labelled subsets every comparison is repeated on (mean ± std and
+    /// verdicts over them; [`crate::eval::FewLabelProtocol::repeated`]).
+    #[serde(default = "default_repetitions")]
+    pub repetitions: usize,
     /// Optimiser steps of the from-scratch baseline.
     pub scratch_steps: usize,
     /// Optimiser steps of each linear probe.
@@ -414,6 +427,12 @@ impl ImagePretextConfig {
         p.scratch.steps = self.scratch_steps;
         p
     }
+
+    /// [`protocol`](Self::protocol) on [`repetitions`](Self::repetitions)
+    /// labelled subsets of `train`, each measured on all of `test`.
+    pub fn repeated<L: crate::data::LabelledData + Clone>(&self, train: &L, test: &L) -> candle_core::Result<crate::eval::RepeatedProtocol<L>> {
+        self.protocol().repeated(self.repetitions, train, test)
+    }
 }
 
 /// Sizes of chapter 25's contrastive notebooks (SimCLR, MoCo): one main run,
@@ -443,6 +462,10 @@ pub struct ContrastiveConfig {
     pub short_batch_size: usize,
     /// Labelled examples per class for the probes and the from-scratch baseline.
     pub labels_per_class: usize,
+    /// Labelled subsets every comparison is repeated on (mean ± std and
+    /// verdicts over them; [`crate::eval::FewLabelProtocol::repeated`]).
+    #[serde(default = "default_repetitions")]
+    pub repetitions: usize,
     /// The budgets of the label-efficiency curve, in labels per class.
     pub label_budgets: Vec<usize>,
     /// Optimiser steps of the from-scratch baseline.
@@ -512,6 +535,12 @@ impl ContrastiveConfig {
         self.protocol_with(self.labels_per_class)
     }
 
+    /// [`protocol`](Self::protocol) on [`repetitions`](Self::repetitions)
+    /// labelled subsets of `train`, each measured on all of `test`.
+    pub fn repeated<L: crate::data::LabelledData + Clone>(&self, train: &L, test: &L) -> candle_core::Result<crate::eval::RepeatedProtocol<L>> {
+        self.protocol().repeated(self.repetitions, train, test)
+    }
+
     /// The same protocol with `labels_per_class` labels per class.
     pub fn protocol_with(&self, labels_per_class: usize) -> crate::eval::FewLabelProtocol {
         let mut p = crate::eval::FewLabelProtocol::new(labels_per_class, self.seed);
@@ -535,6 +564,10 @@ pub struct SequencePretextConfig {
     pub batch_size: usize,
     /// Labelled series per class for the probes and the from-scratch baseline.
     pub labels_per_class: usize,
+    /// Labelled subsets every comparison is repeated on (mean ± std and
+    /// verdicts over them; [`crate::eval::FewLabelProtocol::repeated`]).
+    #[serde(default = "default_repetitions")]
+    pub repetitions: usize,
     /// Optimiser steps of the from-scratch baseline (and of fine-tuning).
     pub scratch_steps: usize,
     /// Optimiser steps of each linear probe.
@@ -575,6 +608,12 @@ impl SequencePretextConfig {
         p
     }
 
+    /// [`protocol`](Self::protocol) on [`repetitions`](Self::repetitions)
+    /// labelled subsets of `train`, each measured on all of `test`.
+    pub fn repeated<L: crate::data::LabelledData + Clone>(&self, train: &L, test: &L) -> candle_core::Result<crate::eval::RepeatedProtocol<L>> {
+        self.protocol().repeated(self.repetitions, train, test)
+    }
+
     /// Frame-order pretraining: 3-frame tuples, a 128 → 64 frame encoder, AdamW 3e-3.
     pub fn frame_order(&self) -> crate::sequence::FrameOrderConfig {
         crate::sequence::FrameOrderConfig { lr: 3e-3, seed: self.seed, ..Default::default() }
@@ -612,6 +651,10 @@ pub struct TextPretextConfig {
     pub probe_train: usize,
     /// Labelled windows per character class.
     pub labels_per_class: usize,
+    /// Labelled subsets every comparison is repeated on (mean ± std and
+    /// verdicts over them; [`crate::eval::FewLabelProtocol::repeated`]).
+    #[serde(default = "default_repetitions")]
+    pub repetitions: usize,
     /// Optimiser steps of the from-scratch baseline (and of fine-tuning).
     pub scratch_steps: usize,
     /// Optimiser steps of each linear probe.
@@ -637,6 +680,12 @@ impl TextPretextConfig {
         p.probe.steps = self.probe_steps;
         p.scratch.steps = self.scratch_steps;
         p
+    }
+
+    /// [`protocol`](Self::protocol) on [`repetitions`](Self::repetitions)
+    /// labelled subsets of `train`, each measured on all of `test`.
+    pub fn repeated<L: crate::data::LabelledData + Clone>(&self, train: &L, test: &L) -> candle_core::Result<crate::eval::RepeatedProtocol<L>> {
+        self.protocol().repeated(self.repetitions, train, test)
     }
 }
 

@@ -88,7 +88,7 @@ pub mod prelude {
     pub use crate::config::{ContrastiveConfig, ImagePretextConfig, MultimodalConfig, Profile, SequencePretextConfig, TextPretextConfig, WhySslConfig};
     pub use crate::data::{data_dir, DataSpec, ImageDataset, LabelledData, SeriesDataset, TextCorpus, Tokenizer, TokenizerKind};
     pub use crate::device::{device, DeviceChoice};
-    pub use crate::eval::{collapse_report, knn_accuracy, linear_probe, Comparison, FewLabelProtocol, KnnConfig, ProbeConfig};
+    pub use crate::eval::{collapse_report, knn_accuracy, linear_probe, Comparison, FewLabelProtocol, RepeatedComparison, KnnConfig, ProbeConfig};
     pub use crate::loss::{barlow_twins, byol, clip, dino, info_nce, moco, negative_cosine, nt_xent, vicreg};
     pub use crate::method::{AugmentStep, MethodName, PretrainConfig, Pretrainer};
     pub use crate::nn::{EmaTeacher, MocoQueue, Params, ResNetConfig, SmallCnn, VitConfig};

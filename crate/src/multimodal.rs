@@ -371,7 +371,9 @@ impl Clip {
 
     /// The cosine similarities of `pairs`' images (rows) and captions
     /// (columns) as an annotated heat map, numbered from 1, with the
-    /// matching pairs outlined: CLIP's training target is its diagonal.
+    /// matching pairs outlined: CLIP's training target is its diagonal. The
+    /// colours span the cosine's full scale [−1, 1], so heatmaps before and
+    /// after training share one scale.
     pub fn similarity_heatmap(&self, pairs: &CaptionedImages, title: &str) -> Result<crate::plot::Heatmap> {
         let n = pairs.len();
         let numbers: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
@@ -381,7 +383,8 @@ impl Clip {
             .x_label("caption")
             .y_label("image")
             .outline((0..n).map(|i| (i, i)))
-            .annotate(true))
+            .annotate(true)
+            .range(-1.0, 1.0))
     }
 
     /// One embedding per value of `attribute`, `(values, E)`.
@@ -681,6 +684,7 @@ mod tests {
         assert_eq!(&again.history().loss[..], &m.history().loss[..3]);
         let h = m.similarity_heatmap(&test.take(5).unwrap(), "s").unwrap();
         assert_eq!(h.shape(), (5, 5));
+        assert_eq!(h.value_range().unwrap(), (-1.0, 1.0));
         let sim = m.similarity(&test.take(5).unwrap().images, &test.take(5).unwrap().captions()).unwrap().to_vec2::<f32>().unwrap();
         assert_eq!(h.value(2, 3), Some(sim[2][3]));
         let top = m.describe(&test.images.narrow(0, 0, 2).unwrap(), 3).unwrap();

@@ -393,6 +393,25 @@ pub(crate) fn split_last_indices(n: usize, test_fraction: f64) -> Result<(Vec<us
     Ok(((0..n_train).collect(), (n_train..n).collect()))
 }
 
+/// The largest class-balanced subset of `data`: as many examples of every
+/// class as its rarest class has, drawn with `rng`. Plain accuracy on it is
+/// the balanced accuracy of the whole split (in expectation), and always
+/// answering one class scores exactly chance. Errors, naming the class, when
+/// one class has no example.
+pub fn balanced_subset<L: LabelledData>(data: &L, rng: &mut SeededRng) -> Result<L> {
+    let mut counts = vec![0usize; data.num_classes()];
+    for &y in data.labels() {
+        if let Some(c) = counts.get_mut(y as usize) {
+            *c += 1;
+        }
+    }
+    match counts.iter().enumerate().min_by_key(|(_, c)| **c) {
+        None => candle_core::bail!("balanced_subset: {} has no classes", data.name()),
+        Some((c, 0)) => candle_core::bail!("balanced_subset: class {c} has no example in {}, so no balanced subset exists", data.name()),
+        Some((_, &k)) => data.per_class_subset(k, rng),
+    }
+}
+
 /// `k` random indices of every class, drawn without replacement, shuffled;
 /// an error naming the class (and `what` it has too few of) when one has fewer.
 pub(crate) fn per_class_indices(
@@ -486,6 +505,24 @@ mod tests {
     fn toy() -> ImageDataset {
         let images = Tensor::arange(0f32, 12.0, &Device::Cpu).unwrap().reshape((6, 1, 1, 2)).unwrap();
         ImageDataset::new(images, vec![0, 1, 0, 1, 0, 1], vec!["a".into(), "b".into()], "toy").unwrap()
+    }
+
+    #[test]
+    fn balanced_subset_keeps_as_many_of_each_class_as_the_rarest_has() {
+        // class 0: 4 images, class 1: 2, class 2: 1 → one of each
+        let images = Tensor::arange(0f32, 7.0, &Device::Cpu).unwrap().reshape((7, 1, 1, 1)).unwrap();
+        let names = vec!["a".to_string(), "b".into(), "c".into()];
+        let d = ImageDataset::new(images.clone(), vec![0, 0, 1, 0, 1, 2, 0], names.clone(), "skewed").unwrap();
+        let b = balanced_subset(&d, &mut SeededRng::new(0)).unwrap();
+        let mut labels = b.labels.clone();
+        labels.sort();
+        assert_eq!(labels, [0, 1, 2]);
+        // the majority class of the balanced subset scores exactly chance
+        let rates = crate::eval::trivial_rates(&b.labels, 3).unwrap();
+        assert!((rates.majority - rates.chance).abs() < 1e-12, "{rates:?}");
+        let none = ImageDataset::new(images, vec![0, 0, 1, 0, 1, 1, 0], names, "no c").unwrap();
+        let err = balanced_subset(&none, &mut SeededRng::new(0)).unwrap_err().to_string();
+        assert!(err.contains("class 2 has no example in no c"), "{err}");
     }
 
     #[test]

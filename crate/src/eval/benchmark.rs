@@ -117,7 +117,7 @@ pub fn mean_std(xs: &[f64]) -> Option<(f64, f64)> {
 /// Mean ± standard deviation of the values that are not NaN, times
 /// `scale`, with a sign when `signed`; the mean alone for one run (no
 /// "± 0.0"), "—" for none.
-fn mean_pm(xs: &[f64], scale: f64, signed: bool) -> String {
+pub(crate) fn mean_pm(xs: &[f64], scale: f64, signed: bool) -> String {
     let mean = |m: f64| if signed { format!("{:+.1}", scale * m) } else { format!("{:.1}", scale * m) };
     match mean_std(xs) {
         Some((m, _)) if xs.iter().filter(|x| !x.is_nan()).count() == 1 => mean(m),

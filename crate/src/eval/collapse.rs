@@ -408,12 +408,15 @@ impl CrossCorrelation {
         Ok(Self { matrix, mean_diagonal: diag / d as f64, mean_abs_off_diagonal: off })
     }
 
-    /// The top-left `n × n` block as a heatmap (diverging colours, white at 0).
+    /// The top-left `n × n` block as a heatmap (diverging colours, white at
+    /// 0), always on the correlation's full scale [−1, 1], so that two
+    /// heatmaps (before and after training) can be compared by colour.
     pub fn heatmap(&self, n: usize, title: &str) -> Result<crate::plot::Heatmap> {
         let n = n.min(self.matrix.dim(0)?);
         Ok(crate::plot::Heatmap::new(&self.matrix.narrow(0, 0, n)?.narrow(1, 0, n)?)?
             .title(title)
-            .color_map(crate::plot::ColorMap::Diverging))
+            .color_map(crate::plot::ColorMap::Diverging)
+            .range(-1.0, 1.0))
     }
 }
 
@@ -657,7 +660,8 @@ mod tests {
         assert!((c.mean_diagonal - diag).abs() < 1e-5);
         assert!(c.mean_abs_off_diagonal > 0.0 && c.mean_abs_off_diagonal <= 1.0 + 1e-6);
         assert!(c.to_string().contains(&format!("D = {d}")));
-        assert!(c.heatmap(8, "x").is_ok());
+        // one colour scale for every heatmap, whatever the values
+        assert_eq!(c.heatmap(8, "x").unwrap().value_range().unwrap(), (-1.0, 1.0));
     }
 
     #[test]

@@ -56,7 +56,7 @@ impl FewLabelProtocol {
         derive_seed(self.seed, "probe")
     }
 
-    fn knn_config(&self) -> KnnConfig {
+    pub(crate) fn knn_config(&self) -> KnnConfig {
         KnnConfig { k: self.knn.k.min(self.labels_per_class.max(1)), ..self.knn.clone() }
     }
 

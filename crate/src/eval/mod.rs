@@ -5,7 +5,9 @@
 //!
 //! - [`linear_probe`], [`label_efficiency`]: trained linear classifiers on frozen features.
 //! - [`FewLabelProtocol`], [`Comparison`]: several representations on one labelled subset
-//!   (linear probe, k-NN, random-init and from-scratch baselines), as a table and a bar chart.
+//!   (linear probe, k-NN, random-init and from-scratch baselines), as a table and a bar chart;
+//!   [`FewLabelProtocol::repeated`], [`RepeatedComparison`]: the same on several labelled
+//!   subsets, mean ± std, with verdicts between rows.
 //! - [`fit_classifier`]: end-to-end training (supervised baseline, fine-tuning).
 //! - [`knn_accuracy`], [`knn_classify`]: the weighted k-NN classifier (InstDisc, DINO), no training.
 //! - [`benchmark`]: every method on one protocol over several seeds, mean ± std.
@@ -20,6 +22,7 @@ mod compare;
 mod finetune;
 mod knn;
 mod label_efficiency;
+mod repeated;
 mod verdict;
 
 pub use benchmark::{benchmark, mean_std, Benchmark, BenchmarkConfig, BenchmarkRow, RANDOM_INIT, RANDOM_INIT_VIT};
@@ -31,6 +34,7 @@ pub use compare::{train_end_to_end, Comparison, ComparisonRow, FewLabelProtocol}
 pub use finetune::{fit_classifier, ClassifierConfig, ClassifierResult};
 pub use knn::{knn_accuracy, knn_classify, knn_votes, KnnConfig, KnnProtocol, KnnResult};
 pub use label_efficiency::{label_curve, label_efficiency, LabelEfficiency};
+pub use repeated::{RepeatedComparison, RepeatedProtocol, RepeatedRow, SUBSETS};
 pub use verdict::{trivial_rates, verdict, Outcome, TrivialRates, Verdict, MIN_REPETITIONS};
 
 use crate::data::ImageDataset;
