@@ -209,7 +209,7 @@ impl Profile {
             steps: 200,
             batch_size: 32,
             labels_per_class: 2,
-            repetitions: 3,
+            repetitions: 5,
             scratch_steps: 200,
             probe_steps: 300,
             video_clips: 600,

@@ -434,16 +434,20 @@ impl std::fmt::Display for CrossCorrelation {
 
 /// A table of training runs that record the collapse diagnostics per step
 /// (BYOL, SimSiam: the parts `embedding std` and `effective rank` of their
-/// histories): each at the first step and at the end (mean of the last 10
+/// histories): each at the first step (mean of the first step) and at the
+/// end (mean of the last [`History::END_WINDOW`](crate::train::History::END_WINDOW)
 /// steps), and whether the run collapsed completely — effective rank below
 /// 2 or std below a tenth of a healthy `1/√D`. (Dimensional collapse shows
 /// as a rank well below the full method's, not as a yes here.)
 pub fn collapse_table(runs: &[(&str, &crate::train::History)], dim: usize) -> Table {
     let healthy = 1.0 / (dim.max(1) as f64).sqrt();
     let mut t = Table::new(&["run", "std, step 1", "std, end", "effective rank, step 1", "effective rank, end", "complete collapse?"])
-        .caption(&format!("batch statistics of the projections (D = {dim}); a healthy spread has std ≈ 1/√D = {healthy:.3}"));
+        .caption(&format!(
+            "batch statistics of the projections (D = {dim}); a healthy spread has std ≈ 1/√D = {healthy:.3}; end = mean of the last {} steps",
+            crate::train::History::END_WINDOW
+        ));
     for (name, h) in runs {
-        let part = |p: &str| h.smoothed_part(p, 10);
+        let part = |p: &str| h.smoothed_part(p, crate::train::History::END_WINDOW);
         let (std, rank) = (part("embedding std"), part("effective rank"));
         let first = |xs: &[(f64, f64)]| xs.first().map_or(f64::NAN, |v| v.1);
         let last = |xs: &[(f64, f64)]| xs.last().map_or(f64::NAN, |v| v.1);
@@ -468,7 +472,8 @@ pub fn collapse_table(runs: &[(&str, &crate::train::History)], dim: usize) -> Ta
 /// history: one row per run with the entropy of the batch's mean teacher
 /// distribution (the run's metric: how many prototypes the batch uses), each
 /// image's teacher entropy at the first and the last steps, and the
-/// teacher–student KL divergence at the end, all smoothed over 10 steps, and
+/// teacher–student KL divergence at the end, the end values averaged over
+/// the last [`History::END_WINDOW`](crate::train::History::END_WINDOW) steps, and
 /// a verdict against `ln K` for `prototypes = K`:
 ///
 /// * **uniform**: each image's teacher distribution is within 5 % of `ln K` —
@@ -486,11 +491,15 @@ pub fn dino_collapse_table(runs: &[(&str, &crate::train::History)], prototypes: 
         "KL(teacher ‖ student), end",
         "collapse?",
     ])
-    .caption(&format!("entropies in nats; K = {prototypes} prototypes, ln K = {ln_k:.2} (uniform)"));
+    .caption(&format!(
+        "entropies in nats; K = {prototypes} prototypes, ln K = {ln_k:.2} (uniform); end = mean of the last {} steps",
+        crate::train::History::END_WINDOW
+    ));
     for (name, h) in runs {
-        let per_image = h.smoothed_part("teacher entropy per image", 10);
-        let kl = h.smoothed_part("KL(teacher ‖ student)", 10);
-        let batch = h.smoothed_metric(10);
+        let w = crate::train::History::END_WINDOW;
+        let per_image = h.smoothed_part("teacher entropy per image", w);
+        let kl = h.smoothed_part("KL(teacher ‖ student)", w);
+        let batch = h.smoothed_metric(w);
         let (Some(first), Some(end), Some(kl), Some(&(_, batch))) = (per_image.first(), per_image.last(), kl.last(), batch.last()) else {
             t.push(&[name.to_string(), "n/a".into(), "n/a".into(), "n/a".into(), "n/a".into(), "not recorded (not a dino run?)".into()]);
             continue;
@@ -668,16 +677,19 @@ mod tests {
     fn collapse_table_reads_the_recorded_parts() {
         let mut healthy = crate::train::History::new("a", "m");
         let mut dead = crate::train::History::new("b", "m");
-        for k in 1..=20 {
+        // the dead run falls over 20 steps, then stays down for the 20 the end averages
+        for k in 1..=40 {
             healthy.push(k, 1.0, 0.0);
             healthy.push_parts(&[("embedding std", 0.12), ("effective rank", 30.0)]);
+            let j = k.min(20) as f64;
             dead.push(k, 1.0, 0.0);
-            dead.push_parts(&[("embedding std", 0.12 / k as f64), ("effective rank", 40.0 / k as f64)]);
+            dead.push_parts(&[("embedding std", 0.12 / j), ("effective rank", 40.0 / j)]);
         }
         let t = collapse_table(&[("healthy", &healthy), ("dead", &dead)], 64).to_string();
         let rows: Vec<&str> = t.lines().filter(|l| l.starts_with("healthy") || l.starts_with("dead")).collect();
         assert!(rows[0].trim_end().ends_with("no") && rows[1].trim_end().ends_with("yes"), "{t}");
-        assert!(rows[1].contains("40.0"), "{t}");
+        assert!(rows[1].contains("40.0") && rows[1].contains("0.006"), "{t}");
+        assert!(t.contains("end = mean of the last 20 steps"), "{t}");
     }
 
     #[test]

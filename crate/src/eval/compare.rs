@@ -83,7 +83,8 @@ impl FewLabelProtocol {
 
     /// [`evaluate`](Self::evaluate) on a pretraining run's encoder, plus
     /// [`finetune_run`](Self::finetune_run) when `finetune` is set; the note
-    /// gives the steps and the pretext metric (mean of the last 10 steps).
+    /// gives the steps and the pretext metric (mean of the last
+    /// [`History::END_WINDOW`](crate::train::History::END_WINDOW) steps).
     pub fn evaluate_run(
         &self,
         name: &str,

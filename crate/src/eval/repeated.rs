@@ -230,6 +230,28 @@ impl RepeatedRow {
     }
 }
 
+impl std::fmt::Display for RepeatedRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cell = |xs: &[f64]| {
+            if xs.iter().any(|x| x.is_finite()) {
+                super::benchmark::mean_pm(xs, 100.0, false) + " %"
+            } else {
+                "—".to_string()
+            }
+        };
+        write!(
+            f,
+            "{}: linear probe {}, k-NN {}, fine-tuned {} (mean ± std over {} repetitions; {})",
+            self.name,
+            cell(&self.linear),
+            cell(&self.knn),
+            cell(&self.finetune),
+            self.linear.len(),
+            self.note
+        )
+    }
+}
+
 fn column_label(column: &str) -> &'static str {
     match column {
         "linear" => "linear probe",
@@ -326,7 +348,7 @@ impl RepeatedComparison {
     /// Mean ± std of every column, one row per representation ("—" where
     /// not measured).
     pub fn table(&self) -> Table {
-        let cell = |xs: &[f64]| super::benchmark::mean_pm(xs, 100.0, false) + if xs.iter().any(|x| x.is_finite()) { " %" } else { "" };
+        let cell = |xs: &[f64]| if xs.iter().any(|x| x.is_finite()) { super::benchmark::mean_pm(xs, 100.0, false) + " %" } else { "—".to_string() };
         let caption = TrivialRates::caption(&self.protocol, self.trivial.as_ref());
         let mut t = Table::new(&["representation", "linear probe", "k-NN", "fine-tuned", "how"]).caption(&caption);
         for r in &self.rows {
@@ -406,6 +428,8 @@ mod tests {
         assert!(two.iter().all(|r| r.linear.len() == 3));
         let sweep = rep.pretrain_and_evaluate("short", cfg.clone(), &train, &dev).unwrap();
         assert!(sweep.note.contains("2 steps") && sweep.finetune.iter().all(|v| v.is_nan()), "{sweep:?}");
+        let line = cmp.get("from scratch").unwrap().to_string();
+        assert!(line.starts_with("from scratch: linear probe —, k-NN ") && line.contains(" ± ") && line.contains("over 3 repetitions"), "{line}");
         assert!(cmp.clone().describing("2 steps").protocol.starts_with("2 steps; "));
         // errors name the problem
         let err = cmp.verdict("nope", "random init", "knn").unwrap_err().to_string();

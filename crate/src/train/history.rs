@@ -46,6 +46,17 @@ impl History {
         self.steps.is_empty()
     }
 
+    /// The one averaging window of every "value at the end of training" the
+    /// crate reports: [`summary`](Self::summary), [`note`](Self::note), the
+    /// collapse tables and [`end`](Self::end) average the last 20 steps.
+    pub const END_WINDOW: usize = 20;
+
+    /// Mean of the last [`END_WINDOW`](Self::END_WINDOW) values of `xs`
+    /// (all of them when fewer; NaN when empty): a value at the end of training.
+    pub fn end(xs: &[f64]) -> f64 {
+        Self::tail_mean(xs, Self::END_WINDOW)
+    }
+
     /// Mean of the last `n` values of `xs` (all of them when fewer).
     fn tail_mean(xs: &[f64], n: usize) -> f64 {
         let t = &xs[xs.len().saturating_sub(n.max(1))..];
@@ -56,26 +67,29 @@ impl History {
         }
     }
 
-    /// One line: steps, final loss and metric (each averaged over the last 20 steps).
+    /// One line: steps, final loss and metric (each averaged over the last
+    /// [`END_WINDOW`](Self::END_WINDOW) steps, as the line says).
     pub fn summary(&self) -> String {
         format!(
-            "{}: {} steps, loss {:.3} → {:.3}, {} {:.3} (mean of the last 20 steps)",
+            "{}: {} steps, loss {:.3} → {:.3}, {} {:.3} (mean of the last {} steps)",
             self.name,
             self.len(),
             self.loss.first().copied().unwrap_or(f64::NAN),
-            Self::tail_mean(&self.loss, 20),
+            Self::end(&self.loss),
             self.metric_name,
-            Self::tail_mean(&self.metric, 20)
+            Self::end(&self.metric),
+            Self::END_WINDOW.min(self.len().max(1))
         )
     }
 
-    /// A short note for a results table: `"N steps, <metric> m"` with the
-    /// metric averaged over the last 10 steps, or `"not trained"`.
+    /// A short note for a results table: `"N steps, <metric> m (last 20)"`
+    /// with the metric averaged over the last [`END_WINDOW`](Self::END_WINDOW)
+    /// steps, or `"not trained"`.
     pub fn note(&self) -> String {
         if self.is_empty() {
             return "not trained".into();
         }
-        format!("{} steps, {} {:.3}", self.len(), self.metric_name, Self::tail_mean(&self.metric, 10))
+        format!("{} steps, {} {:.3} (last {})", self.len(), self.metric_name, Self::end(&self.metric), Self::END_WINDOW.min(self.len()))
     }
 
     /// `(step, mean of the last `window` values up to that step)` for `xs`.
@@ -157,7 +171,9 @@ mod tests {
         assert_eq!(h.plot(5).series_len(), 2);
         assert_eq!(History::new("t", "acc").note(), "not trained");
         h.push(41, 1.0, 1.5);
-        // the note averages the metric over the last 10 steps: (9 · 0.5 + 1.5) / 10
-        assert_eq!(h.note(), "41 steps, acc 0.600");
+        // the note averages the metric over the last 20 steps, as the summary does: (19 · 0.5 + 1.5) / 20
+        assert_eq!(h.note(), "41 steps, acc 0.550 (last 20)");
+        assert!(h.summary().contains("acc 0.550 (mean of the last 20 steps)"), "{}", h.summary());
+        assert_eq!(History::end(&[1.0, 3.0]), 2.0);
     }
 }
