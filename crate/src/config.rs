@@ -515,7 +515,7 @@ impl ContrastiveConfig {
     pub fn benchmark(&self) -> crate::eval::BenchmarkConfig {
         let (steps, batch_size) = match self.profile {
             Profile::Smoke => (2, 16),
-            Profile::Cpu => (150, 128),
+            Profile::Cpu => (120, 128),
             Profile::Gpu => (1000, 256),
         };
         crate::eval::BenchmarkConfig {
