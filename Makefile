@@ -44,6 +44,7 @@ test-runner: setup
 	$(PY) tests/runner_test.py
 	$(PY) tests/launch_test.py
 	$(PY) tests/claims_test.py
+	$(PY) tests/interrupt_test.py
 
 test-notebooks: setup
 	$(PY) kernel/run-notebooks --profile $(NOTEBOOK_PROFILE) notebooks

@@ -111,6 +111,32 @@ def katex_assets(katex_dir=KATEX_DIR):
     }
 
 
+# ---------------------------------------------------------------- progress lines
+
+# The first characters of a progress line printed by a training call in the
+# kernel (sslab::train::MARK); the call ends with one summary line, unmarked.
+PROGRESS_MARK = "\u22ef "
+
+
+def drop_progress(nb):
+    """Removes the live-progress lines of training calls from `nb`'s stream outputs, in place, and
+    drops stream outputs left empty: a saved notebook or a handout keeps each call's summary line only."""
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        kept = []
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "stream":
+                text = "".join(o.get("text", ""))
+                lines = [l for l in text.splitlines(keepends=True) if not l.startswith(PROGRESS_MARK)]
+                if not lines:
+                    continue
+                o["text"] = "".join(lines)
+            kept.append(o)
+        cell["outputs"] = kept
+    return nb
+
+
 # ---------------------------------------------------------------- editions
 
 
@@ -232,6 +258,7 @@ def to_html(nb, edition, chapter, name, katex=None):
     if edition not in EDITIONS:
         raise HandoutError(f"unknown edition {edition!r}: choose from {', '.join(EDITIONS)}")
     nb = student_edition(nb) if edition == "student" else copy.deepcopy(nb)
+    drop_progress(nb)
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = protect_dollars("".join(cell.source))

@@ -50,8 +50,10 @@ pub fn cpu_threads() -> usize {
 /// `SSLAB_DEVICE=cpu` forces the CPU; any other value than `cpu`, `cuda` or
 /// empty is an error.
 pub fn device() -> Result<DeviceChoice> {
-    // every notebook's setup cell calls this: train with the tuned allocator
+    // every notebook's setup cell calls this: train with the tuned allocator,
+    // and (in the course kernel) turn the stop button into a stop at a step boundary
     tune_allocator();
+    crate::interrupt::install();
     let wanted = std::env::var(DEVICE_VAR).unwrap_or_default().trim().to_ascii_lowercase();
     match wanted.as_str() {
         "" | "auto" | "cuda" => {}

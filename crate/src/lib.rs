@@ -54,6 +54,7 @@ pub mod data;
 pub mod device;
 pub mod device_check;
 pub mod eval;
+pub mod interrupt;
 pub mod method;
 pub mod multimodal;
 pub mod language;

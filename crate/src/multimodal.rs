@@ -321,7 +321,11 @@ impl Clip {
         let mut sampler = StepSampler::new(data.len(), derive_seed(self.config.seed, "clip-batches"))?;
         let total_steps = self.config.steps.max(self.step + steps);
         let schedule = Schedule::WarmupCosine { peak: self.config.lr, end: 0.0, warmup_steps: total_steps / 10, total_steps };
+        let mut progress = crate::train::Progress::start(&self.history.name.clone(), steps);
         for _ in 0..steps {
+            if progress.stopped() {
+                break;
+            }
             let k = self.step;
             self.opt.set_lr(schedule.at(k));
             let batch = data.select(&sampler.batch(k, b))?;
@@ -340,7 +344,9 @@ impl Clip {
             self.step += 1;
             self.history.push(self.step, lv, correct as f64 / b as f64);
             self.history.push_parts(&[("temperature", self.temperature()?)]);
+            progress.tick_history(&self.history);
         }
+        progress.finish(&self.history.summary());
         Ok(&self.history)
     }
 

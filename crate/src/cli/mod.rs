@@ -14,11 +14,10 @@
 //! `error: …` on stderr and exit code 1 (2 for bad command-line syntax).
 
 use crate::data::{load_images, ImageDataset};
-use crate::eval::{fit_classifier, knn_accuracy, linear_probe, ClassifierConfig, KnnConfig, ProbeConfig};
+use crate::eval::{fit_classifier, knn_accuracy, linear_probe, ClassifierConfig, FewLabelProtocol, KnnConfig, ProbeConfig};
 use crate::method::{EncoderConfig, MethodName, PretrainConfig, Pretrainer};
-use crate::nn::Params;
 use crate::rng::{derive_seed, SeededRng};
-use candle_core::{ModuleT, Result, Tensor};
+use candle_core::{Result, Tensor};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use std::path::PathBuf;
@@ -404,25 +403,14 @@ fn probe(a: ProbeArgs) -> Result<String> {
 fn supervised(a: SupervisedArgs) -> Result<String> {
     let dev = crate::device::device()?.device;
     let (train, test) = load(&a.data, a.examples, a.seed)?;
-    let labelled = train.per_class_subset(a.labels_per_class, &mut SeededRng::new(derive_seed(a.seed, "labels")))?;
+    // the few-label protocol's from-scratch baseline (FewLabelProtocol::from_scratch): same training, same numbers
+    let proto = FewLabelProtocol { scratch: ClassifierConfig { steps: a.steps, ..ClassifierConfig::default() }, ..FewLabelProtocol::new(a.labels_per_class, a.seed) };
+    let labelled = proto.labelled(&train)?;
     let (c, _, _) = train.image_shape()?;
     let enc_cfg = EncoderConfig::default().with_in_channels(c);
-    // the few-label protocol's from-scratch baseline (FewLabelProtocol::from_scratch): same seeds, same numbers
-    let params = Params::new(derive_seed(a.seed, "scratch"));
-    let encoder = enc_cfg.init(params.builder(&dev).pp("enc"))?;
-    let encode = |x: &Tensor, t: bool| encoder.forward_t(x, t);
-    let cfg = ClassifierConfig { steps: a.steps, ..ClassifierConfig::default() };
+    let cfg = proto.scratch.clone();
     let start = Instant::now();
-    let r = fit_classifier(
-        &encode,
-        params.named_trainable_vars(),
-        encoder.feature_dim(),
-        &labelled,
-        &test,
-        &cfg,
-        &dev,
-        derive_seed(a.seed, "scratch-head"),
-    )?;
+    let (_, r) = proto.train_from_scratch(&enc_cfg, &labelled, &test, &dev)?;
     Ok(json!({
         "accuracy": r.accuracy,
         "protocol": {

@@ -246,6 +246,7 @@ pub fn benchmark(cfg: &BenchmarkConfig, train: &ImageDataset, test: &ImageDatase
         row.end_to_end.push(r.finetune);
         row.seconds.push(secs);
     };
+    let mut progress = crate::train::Progress::start("benchmark (seeds × methods)", cfg.seeds.len() * cfg.methods.len());
     for &seed in &cfg.seeds {
         let proto = cfg.protocol(seed);
         let labelled = proto.labelled(train)?;
@@ -263,11 +264,16 @@ pub fn benchmark(cfg: &BenchmarkConfig, train: &ImageDataset, test: &ImageDatase
             let start = Instant::now();
             let mut run = Pretrainer::new(pc, shape, dev)?;
             run.train_for(cfg.steps, train)?;
+            if progress.stopped() {
+                return Err(progress.interrupted());
+            }
             let secs = start.elapsed().as_secs_f64();
             let r = proto.evaluate_run(m.as_str(), &run, &labelled, test, false)?;
             add(&mut rows[first_method + i], &r, secs);
+            progress.tick(|| format!("seed {seed}, {m} done"));
         }
     }
+    progress.finish(&format!("benchmark: {} method(s), seeds {:?}", cfg.methods.len(), cfg.seeds));
     let first = cfg.protocol(cfg.seeds[0]);
     let protocol = format!(
         "{} steps of {} images for every method, seeds {:?}; per seed: {}",

@@ -143,10 +143,8 @@ impl FewLabelProtocol {
     /// same training the pretrained encoders get there), `knn` is k-NN on its
     /// trained features, `linear` is not measured (NaN).
     pub fn from_scratch(&self, encoder: &EncoderConfig, labelled: &ImageDataset, test: &ImageDataset, dev: &Device) -> Result<ComparisonRow> {
-        let (c, _, _) = labelled.image_shape()?;
-        let params = Params::new(derive_seed(self.seed, "scratch"));
-        let enc = encoder.with_in_channels(c).init(params.builder(dev).pp("enc"))?;
-        let accuracy = train_end_to_end(&enc, enc.feature_dim(), &params, None, labelled, test, &self.scratch, dev, self.seed)?;
+        let (enc, result) = self.train_from_scratch(encoder, labelled, test, dev)?;
+        let accuracy = result.accuracy;
         let ftr = features(&enc, &labelled.images, dev, 500)?;
         let fte = features(&enc, &test.images, dev, 500)?;
         let classes = labelled.num_classes().max(test.num_classes());
@@ -158,6 +156,28 @@ impl FewLabelProtocol {
             finetune: accuracy,
             note: format!("supervised on the labels only, {} steps end to end", self.scratch.steps),
         })
+    }
+
+    /// The from-scratch baseline's training itself: `encoder` (its input
+    /// channels set from `labelled`) initialised from this protocol's seed
+    /// and trained end to end with a linear head on `labelled` alone. Returns
+    /// the trained encoder and the classifier's result (test and training
+    /// accuracy). [`from_scratch`](Self::from_scratch) and `sslab supervised`
+    /// both train through this, so they give the same numbers.
+    pub fn train_from_scratch(
+        &self,
+        encoder: &EncoderConfig,
+        labelled: &ImageDataset,
+        test: &ImageDataset,
+        dev: &Device,
+    ) -> Result<(crate::method::Encoder, super::ClassifierResult)> {
+        let (c, _, _) = labelled.image_shape()?;
+        let params = Params::new(derive_seed(self.seed, "scratch"));
+        let enc = encoder.with_in_channels(c).init(params.builder(dev).pp("enc"))?;
+        let encode = |x: &Tensor, t: bool| enc.forward_t(x, t);
+        let result =
+            super::fit_classifier(&encode, params.named_trainable_vars(), enc.feature_dim(), labelled, test, &self.scratch, dev, derive_seed(self.seed, "scratch-head"))?;
+        Ok((enc, result))
     }
 
     /// One line describing the protocol.

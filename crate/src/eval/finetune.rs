@@ -91,14 +91,20 @@ pub fn fit_classifier<L: LabelledData>(
     let mut opt = OptimizerConfig::adamw(cfg.lr, cfg.weight_decay).build(vars)?;
     let mut sampler = StepSampler::new(train.len(), crate::rng::derive_seed(seed, "classifier-batches"))?;
     let mut history = History::new("classifier training", "train accuracy");
+    let mut progress = crate::train::Progress::start("classifier training", cfg.steps);
     for k in 0..cfg.steps {
+        if progress.stopped() {
+            return Err(progress.interrupted());
+        }
         let (x, y) = train.batch(&sampler.batch(k, cfg.batch_size), dev)?;
         let logits = head.forward(&encode(&x, true)?)?;
         let loss = cross_entropy(&logits, &y)?;
         let l = finite_loss(&loss, k + 1, "classifier training")?;
         opt.backward_step(&loss)?;
         history.push(k + 1, l, accuracy(&logits, &y)?);
+        progress.tick_history(&history);
     }
+    progress.finish(&history.summary());
     let acc = |data: &L| -> Result<f64> {
         let mut correct = 0usize;
         for start in (0..data.len()).step_by(500) {

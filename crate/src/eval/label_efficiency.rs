@@ -163,8 +163,12 @@ pub fn label_efficiency(
         .chain(["from scratch".to_string()])
         .map(|n| (n, vec![Vec::new(); cfg.labels_per_class.len()]))
         .collect();
+    let mut progress = crate::train::Progress::start("label efficiency (budgets × labelled subsets)", cfg.labels_per_class.len() * cfg.repeats);
     for (i, &k) in cfg.labels_per_class.iter().enumerate() {
         for r in 0..cfg.repeats {
+            if progress.stopped() {
+                return Err(progress.interrupted());
+            }
             let proto = cfg.protocol_at(k, r);
             let idx = train.per_class_indices(k, &mut proto.label_draw())?;
             let subset = train.select(&idx)?;
@@ -175,8 +179,10 @@ pub fn label_efficiency(
             }
             let row = proto.from_scratch(scratch, &subset, test, dev)?;
             arms[feats.len()].1[i].push(row.finetune);
+            progress.tick(|| format!("{k} labels per class, subset {} of {}", r + 1, cfg.repeats));
         }
     }
+    progress.finish(&format!("label efficiency: labels per class {:?}, {} labelled subset(s) each", cfg.labels_per_class, cfg.repeats));
     let p = cfg.protocol_at(cfg.labels_per_class[0], 0);
     let protocol = format!(
         "train split {} images (pretraining used them without labels), test split {} images; \

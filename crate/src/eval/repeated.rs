@@ -150,9 +150,12 @@ impl RepeatedProtocol<ImageDataset> {
     pub fn evaluate_run(&self, name: &str, run: &Pretrainer, finetune: bool) -> Result<RepeatedRow> {
         let mut row = self.evaluate(name, &|x| run.features(x))?;
         if finetune {
+            let mut progress = crate::train::Progress::start(&format!("{name}: fine-tuning on each labelled subset"), self.len());
             for (i, (p, labelled)) in self.protocols.iter().zip(&self.labelled).enumerate() {
                 row.finetune[i] = p.finetune_run(run, labelled, &self.test, run.device())?;
+                progress.tick(String::new);
             }
+            progress.finish(&format!("{name}: fine-tuned on {} labelled subsets", self.len()));
         }
         row.note = run.history().note();
         Ok(row)
@@ -182,13 +185,16 @@ impl RepeatedProtocol<ImageDataset> {
     /// repetition's seed).
     pub fn from_scratch(&self, encoder: &EncoderConfig, dev: &Device) -> Result<RepeatedRow> {
         let mut row = RepeatedRow::named("from scratch");
+        let mut progress = crate::train::Progress::start("from scratch on each labelled subset", self.len());
         for (p, labelled) in self.protocols.iter().zip(&self.labelled) {
             let r = p.from_scratch(encoder, labelled, &self.test, dev)?;
+            progress.tick(String::new);
             row.linear.push(r.linear);
             row.knn.push(r.knn);
             row.finetune.push(r.finetune);
             row.note = r.note;
         }
+        progress.finish(&format!("from scratch: trained on {} labelled subsets", self.len()));
         Ok(row)
     }
 }

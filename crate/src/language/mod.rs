@@ -340,7 +340,11 @@ impl LanguageModel {
             candle_core::bail!("language model: token id {bad} is outside its vocabulary of {}", self.vocab_size);
         }
         let (l, b) = (self.config.context, self.config.batch_size);
+        let mut progress = crate::train::Progress::start(&self.history.name.clone(), steps);
         for _ in 0..steps {
+            if progress.stopped() {
+                break;
+            }
             let k = self.step;
             let mut rng = SeededRng::new(derive_seed(self.config.seed, &format!("lm-step-{k}")));
             let win = windows(ids, l, b, &mut rng)?;
@@ -380,7 +384,9 @@ impl LanguageModel {
             self.opt.backward_step(&loss)?;
             self.step += 1;
             self.history.push(self.step, lv, acc);
+            progress.tick_history(&self.history);
         }
+        progress.finish(&self.history.summary());
         Ok(&self.history)
     }
 
@@ -538,7 +544,11 @@ impl NextSentence {
             candle_core::bail!("next-sentence prediction: pairs of {} tokens, the model reads at most {}", pairs.ids.dim(1)?, self.context);
         }
         let mut sampler = StepSampler::new(n, derive_seed(self.seed, "nsp-batches"))?;
+        let mut progress = crate::train::Progress::start(&self.history.name.clone(), steps);
         for _ in 0..steps {
+            if progress.stopped() {
+                break;
+            }
             let k = self.step;
             let idx: Vec<u32> = sampler.batch(k, self.batch_size.min(n)).iter().map(|&i| i as u32).collect();
             let idx = Tensor::from_vec(idx.clone(), idx.len(), &self.device)?;
@@ -550,7 +560,9 @@ impl NextSentence {
             self.opt.backward_step(&loss)?;
             self.step += 1;
             self.history.push(self.step, lv, acc);
+            progress.tick_history(&self.history);
         }
+        progress.finish(&self.history.summary());
         Ok(&self.history)
     }
 

@@ -640,7 +640,11 @@ impl Pretrainer {
         }
         let mut sampler = StepSampler::new(data.len(), self.sampler_seed)?;
         let what = format!("{} pretraining", self.config.method);
+        let mut progress = crate::train::Progress::start(&what, steps);
         for _ in 0..steps {
+            if progress.stopped() {
+                break;
+            }
             let k = self.step;
             self.opt.set_lr(self.schedule.at(k));
             let idx = sampler.batch(k, self.config.batch_size);
@@ -653,7 +657,9 @@ impl Pretrainer {
             self.history.push(k + 1, l, out.metric);
             self.history.push_parts(&self.method.parts());
             self.step += 1;
+            progress.tick_history(&self.history);
         }
+        progress.finish(&self.history.summary());
         Ok(&self.history)
     }
 

@@ -279,7 +279,11 @@ impl SeriesPretrainer {
             candle_core::bail!("series pretraining: the run was built for (C, T) = {:?}, the data {} is ({c}, {t})", self.shape, data.name);
         }
         let mut sampler = StepSampler::new(data.len(), derive_seed(self.config.seed, "series-batches"))?;
+        let mut progress = crate::train::Progress::start(&self.history.name.clone(), steps);
         for _ in 0..steps {
+            if progress.stopped() {
+                break;
+            }
             let k = self.step;
             let (x, _) = data.batch(&sampler.batch(k, self.config.batch_size.min(data.len())), &self.device)?;
             let mut rng = SeededRng::new(derive_seed(self.config.seed, &format!("series-step-{k}")));
@@ -288,7 +292,9 @@ impl SeriesPretrainer {
             self.opt.backward_step(&loss)?;
             self.step += 1;
             self.history.push(self.step, l, metric);
+            progress.tick_history(&self.history);
         }
+        progress.finish(&self.history.summary());
         Ok(&self.history)
     }
 
@@ -574,7 +580,11 @@ impl FrameOrderPretrainer {
         }
         let cfg = &self.config;
         let mut sampler = StepSampler::new(data.labels.len(), derive_seed(cfg.seed, "video-batches"))?;
+        let mut progress = crate::train::Progress::start(&self.history.name.clone(), steps);
         for _ in 0..steps {
+            if progress.stopped() {
+                break;
+            }
             let k = self.step;
             let (x, _) = data.batch(&sampler.batch(k, cfg.batch_size.min(data.labels.len())), &self.device)?;
             let mut rng = SeededRng::new(derive_seed(cfg.seed, &format!("video-step-{k}")));
@@ -587,7 +597,9 @@ impl FrameOrderPretrainer {
             self.opt.backward_step(&loss)?;
             self.step += 1;
             self.history.push(self.step, l, acc);
+            progress.tick_history(&self.history);
         }
+        progress.finish(&self.history.summary());
         Ok(&self.history)
     }
 
