@@ -123,3 +123,33 @@ fn bad_input_gets_a_one_line_error() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Progress in a terminal: one line on stderr redrawn in place (`\r`), ending
+/// as the run's summary line; when stderr is not a terminal (as here, unless
+/// `SSLAB_PROGRESS=terminal` asks for it) a log line every `--log-every`
+/// steps instead. stdout keeps its one JSON line.
+#[test]
+fn progress_goes_to_stderr_in_a_terminal_and_is_off_otherwise() {
+    let run = |mode: Option<&str>, out: &PathBuf| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sslab"));
+        cmd.args(["pretrain", "--method", "rotation", "--steps", "3", "--batch-size", "8", "--data", "shapes", "--examples", "80", "--out"])
+            .arg(out)
+            .env("SSLAB_DEVICE", "cpu")
+            .env_remove("SSLAB_KERNEL")
+            .env_remove("SSLAB_PROGRESS");
+        if let Some(m) = mode {
+            cmd.env("SSLAB_PROGRESS", m);
+        }
+        let o = cmd.output().expect("the sslab binary runs");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (stdout, stderr) = run(Some("terminal"), &scratch("progress-on"));
+    assert!(stderr.contains("\r\x1b[2Krotation pretraining: 3 steps, loss "), "{stderr:?}");
+    assert!(!stderr.contains("step     3/3"), "in a terminal the redrawn line replaces the log lines: {stderr:?}");
+    assert!(serde_json::from_str::<serde_json::Value>(stdout.lines().last().unwrap()).is_ok(), "{stdout}");
+    let (stdout, stderr) = run(None, &scratch("progress-off"));
+    assert!(!stderr.contains('\r') && !stderr.contains("pretraining: 3 steps"), "no terminal, no progress line: {stderr:?}");
+    assert!(stderr.contains("step     3/3  loss "), "the log lines stay when stderr is not a terminal: {stderr:?}");
+    assert!(!stdout.contains("pretraining:") && serde_json::from_str::<serde_json::Value>(stdout.lines().last().unwrap()).is_ok(), "{stdout}");
+}

@@ -294,18 +294,26 @@ fn pretrain(a: PretrainArgs) -> Result<String> {
     );
     let every = a.log_every.max(1);
     let mut since_save = 0;
+    // in a terminal one line redrawn in place; otherwise a log line every `every` steps
+    let mut progress = crate::train::Progress::start(&format!("{} pretraining", run.config().method), target.saturating_sub(run.step()));
+    let terminal = progress.mode() == crate::train::ProgressMode::Terminal;
     while run.step() < target {
         let n = every.min(target - run.step());
         let h = run.train_for(n, &train)?.clone();
-        let tail = n.min(h.len());
-        let loss = h.loss[h.len() - tail..].iter().sum::<f64>() / tail as f64;
-        let metric = h.metric[h.len() - tail..].iter().sum::<f64>() / tail as f64;
-        eprintln!(
-            "step {:>5}/{target}  loss {loss:.4}  {} {metric:.3}  ({:.0} s)",
-            h.len(),
-            h.metric_name,
-            start.elapsed().as_secs_f64()
-        );
+        for _ in 0..n {
+            progress.tick(|| crate::train::progress_detail(&h));
+        }
+        if !terminal {
+            let tail = n.min(h.len());
+            let loss = h.loss[h.len() - tail..].iter().sum::<f64>() / tail as f64;
+            let metric = h.metric[h.len() - tail..].iter().sum::<f64>() / tail as f64;
+            eprintln!(
+                "step {:>5}/{target}  loss {loss:.4}  {} {metric:.3}  ({:.0} s)",
+                h.len(),
+                h.metric_name,
+                start.elapsed().as_secs_f64()
+            );
+        }
         since_save += n;
         if since_save >= 4 * every {
             run.save(&a.out)?;
@@ -313,6 +321,7 @@ fn pretrain(a: PretrainArgs) -> Result<String> {
         }
     }
     run.save(&a.out)?;
+    progress.finish(&run.history().summary());
     let h = run.history();
     Ok(json!({
         "method": run.config().method,

@@ -123,6 +123,11 @@ impl Progress {
         self.watch.requested()
     }
 
+    /// Where this call's progress goes (`Off` when nested in another call).
+    pub fn mode(&self) -> ProgressMode {
+        self.mode
+    }
+
     /// Steps counted so far.
     pub fn done(&self) -> usize {
         self.done
