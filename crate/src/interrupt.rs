@@ -64,13 +64,9 @@ impl Flags {
 static FLAGS: Flags = Flags::new();
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
-fn on_interrupt() -> bool {
-    FLAGS.on_interrupt()
-}
-
 #[cfg(unix)]
 extern "C" fn handler(_: libc::c_int) {
-    if !on_interrupt() {
+    if !FLAGS.on_interrupt() {
         // async-signal-safe: ends the process at once, like the signal's default action
         unsafe { libc::_exit(130) }
     }
@@ -146,13 +142,6 @@ impl Drop for Watch {
     fn drop(&mut self) {
         FLAGS.leave();
     }
-}
-
-/// Asks the running calls to stop, as the first interrupt does (for tests
-/// and for code that stops a run from another thread). Returns `false` when
-/// no call is watching, in which case the handler would end the process.
-pub fn request_stop() -> bool {
-    on_interrupt()
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ impl FewLabelProtocol {
         derive_seed(self.seed, "probe")
     }
 
-    pub(crate) fn knn_config(&self) -> KnnConfig {
+    fn knn_config(&self) -> KnnConfig {
         KnnConfig { k: self.knn.k.min(self.labels_per_class.max(1)), ..self.knn.clone() }
     }
 
@@ -74,11 +74,18 @@ impl FewLabelProtocol {
         }
         let in_batches = |x: &Tensor| super::map_batches(x, 500, "examples", encode);
         let (ftr, fte) = (in_batches(labelled.inputs())?, in_batches(test.inputs())?);
+        let (linear, knn) = self.score_features(&ftr, labelled, &fte, test)?;
+        Ok(ComparisonRow { name: name.into(), linear, knn, finetune: f64::NAN, note: String::new() })
+    }
+
+    /// Linear-probe and k-NN accuracy of features already computed:
+    /// `ftr` of `labelled`, `fte` of `test`.
+    pub(crate) fn score_features<L: LabelledData>(&self, ftr: &Tensor, labelled: &L, fte: &Tensor, test: &L) -> Result<(f64, f64)> {
         let classes = LabelledData::num_classes(labelled).max(LabelledData::num_classes(test));
         let (ytr, yte) = (labelled.labels(), test.labels());
-        let probe = linear_probe(&ftr, ytr, &fte, yte, classes, &self.probe, self.probe_seed())?;
-        let knn = knn_accuracy(&ftr, ytr, &fte, yte, classes, &self.knn_config())?;
-        Ok(ComparisonRow { name: name.into(), linear: probe.accuracy, knn: knn.accuracy, finetune: f64::NAN, note: String::new() })
+        let probe = linear_probe(ftr, ytr, fte, yte, classes, &self.probe, self.probe_seed())?;
+        let knn = knn_accuracy(ftr, ytr, fte, yte, classes, &self.knn_config())?;
+        Ok((probe.accuracy, knn.accuracy))
     }
 
     /// [`evaluate`](Self::evaluate) on a pretraining run's encoder, plus

@@ -16,7 +16,7 @@
 //! cmp
 //! ```
 
-use super::{knn_accuracy, ComparisonRow, linear_probe, mean_std, trivial_rates, verdict, FewLabelProtocol, TrivialRates, Verdict};
+use super::{mean_std, trivial_rates, verdict, ComparisonRow, FewLabelProtocol, TrivialRates, Verdict};
 use crate::data::{ImageDataset, LabelledData};
 use crate::method::{EncoderConfig, PretrainConfig, Pretrainer};
 use crate::plot::{BarChart, Table};
@@ -95,7 +95,7 @@ impl<L: LabelledData> RepeatedProtocol<L> {
     /// Runs a single-subset evaluation (any function of the few-label
     /// protocol returning one [`ComparisonRow`], such as a text or series
     /// probe) on every repetition and collects its rows under their names.
-    pub fn each_rows(&self, f: impl Fn(&FewLabelProtocol, &L, &L) -> Result<Vec<ComparisonRow>>) -> Result<Vec<RepeatedRow>> {
+    pub fn each_rows(&self, mut f: impl FnMut(&FewLabelProtocol, &L, &L) -> Result<Vec<ComparisonRow>>) -> Result<Vec<RepeatedRow>> {
         let mut out: Vec<RepeatedRow> = Vec::new();
         for (i, (p, labelled)) in self.protocols.iter().zip(&self.labelled).enumerate() {
             let rows = f(p, labelled, &self.test)?;
@@ -117,7 +117,7 @@ impl<L: LabelledData> RepeatedProtocol<L> {
     }
 
     /// [`each_rows`](Self::each_rows) for a function giving one row.
-    pub fn each(&self, f: impl Fn(&FewLabelProtocol, &L, &L) -> Result<ComparisonRow>) -> Result<RepeatedRow> {
+    pub fn each(&self, mut f: impl FnMut(&FewLabelProtocol, &L, &L) -> Result<ComparisonRow>) -> Result<RepeatedRow> {
         let mut rows = self.each_rows(|p, l, t| Ok(vec![f(p, l, t)?]))?;
         Ok(rows.remove(0))
     }
@@ -132,11 +132,9 @@ impl<L: LabelledData> RepeatedProtocol<L> {
             if labelled.is_empty() {
                 bail!("{name}: the labelled subset of seed {} is empty", p.seed);
             }
-            let ftr = in_batches(labelled.inputs())?;
-            let classes = LabelledData::num_classes(labelled).max(LabelledData::num_classes(&self.test));
-            let (ytr, yte) = (labelled.labels(), self.test.labels());
-            row.linear.push(linear_probe(&ftr, ytr, &fte, yte, classes, &p.probe, p.probe_seed())?.accuracy);
-            row.knn.push(knn_accuracy(&ftr, ytr, &fte, yte, classes, &p.knn_config())?.accuracy);
+            let (linear, knn) = p.score_features(&in_batches(labelled.inputs())?, labelled, &fte, &self.test)?;
+            row.linear.push(linear);
+            row.knn.push(knn);
             row.finetune.push(f64::NAN);
         }
         Ok(row)
@@ -184,16 +182,12 @@ impl RepeatedProtocol<ImageDataset> {
     /// ([`FewLabelProtocol::from_scratch`]; initialised from each
     /// repetition's seed).
     pub fn from_scratch(&self, encoder: &EncoderConfig, dev: &Device) -> Result<RepeatedRow> {
-        let mut row = RepeatedRow::named("from scratch");
         let mut progress = crate::train::Progress::start("from scratch on each labelled subset", self.len());
-        for (p, labelled) in self.protocols.iter().zip(&self.labelled) {
-            let r = p.from_scratch(encoder, labelled, &self.test, dev)?;
+        let row = self.each(|p, labelled, test| {
+            let r = p.from_scratch(encoder, labelled, test, dev);
             progress.tick(String::new);
-            row.linear.push(r.linear);
-            row.knn.push(r.knn);
-            row.finetune.push(r.finetune);
-            row.note = r.note;
-        }
+            r
+        })?;
         progress.finish(&format!("from scratch: trained on {} labelled subsets", self.len()));
         Ok(row)
     }
@@ -236,22 +230,24 @@ impl RepeatedRow {
     }
 }
 
+/// Mean ± std of accuracies in percent ("—" when none was measured).
+fn pct(xs: &[f64]) -> String {
+    if xs.iter().any(|x| x.is_finite()) {
+        super::benchmark::mean_pm(xs, 100.0, false) + " %"
+    } else {
+        "—".to_string()
+    }
+}
+
 impl std::fmt::Display for RepeatedRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let cell = |xs: &[f64]| {
-            if xs.iter().any(|x| x.is_finite()) {
-                super::benchmark::mean_pm(xs, 100.0, false) + " %"
-            } else {
-                "—".to_string()
-            }
-        };
         write!(
             f,
             "{}: linear probe {}, k-NN {}, fine-tuned {} (mean ± std over {} repetitions; {})",
             self.name,
-            cell(&self.linear),
-            cell(&self.knn),
-            cell(&self.finetune),
+            pct(&self.linear),
+            pct(&self.knn),
+            pct(&self.finetune),
             self.linear.len(),
             self.note
         )
@@ -354,11 +350,10 @@ impl RepeatedComparison {
     /// Mean ± std of every column, one row per representation ("—" where
     /// not measured).
     pub fn table(&self) -> Table {
-        let cell = |xs: &[f64]| if xs.iter().any(|x| x.is_finite()) { super::benchmark::mean_pm(xs, 100.0, false) + " %" } else { "—".to_string() };
         let caption = TrivialRates::caption(&self.protocol, self.trivial.as_ref());
         let mut t = Table::new(&["representation", "linear probe", "k-NN", "fine-tuned", "how"]).caption(&caption);
         for r in &self.rows {
-            t.push(&[r.name.clone(), cell(&r.linear), cell(&r.knn), cell(&r.finetune), r.note.clone()]);
+            t.push(&[r.name.clone(), pct(&r.linear), pct(&r.knn), pct(&r.finetune), r.note.clone()]);
         }
         t
     }
