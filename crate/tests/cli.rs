@@ -153,3 +153,31 @@ fn progress_goes_to_stderr_in_a_terminal_and_is_off_otherwise() {
     assert!(stderr.contains("step     3/3  loss "), "the log lines stay when stderr is not a terminal: {stderr:?}");
     assert!(!stdout.contains("pretraining:") && serde_json::from_str::<serde_json::Value>(stdout.lines().last().unwrap()).is_ok(), "{stdout}");
 }
+
+/// The checkpoint of a short pretraining run on `threads` threads.
+fn checkpoint_on(threads: usize, method: &str) -> Vec<u8> {
+    let out = scratch(&format!("threads-{method}-{threads}"));
+    let o = out.to_str().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_sslab"))
+        .args(["pretrain", "--method", method, "--steps", "3", "--batch-size", "24", "--out", o])
+        .args(["--data", "shapes", "--examples", "96", "--seed", "5"])
+        .env("SSLAB_DEVICE", "cpu")
+        .env("RAYON_NUM_THREADS", threads.to_string())
+        .output()
+        .expect("the sslab binary runs");
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let bytes = std::fs::read(out.join("model.safetensors")).unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
+    bytes
+}
+
+#[test]
+fn the_same_seed_gives_bit_identical_weights_on_any_thread_count() {
+    // SimCLR: convolutions, batch norm, linear layers; MAE: a ViT (layer norm, attention, GELU)
+    for method in ["simclr", "mae"] {
+        let one = checkpoint_on(1, method);
+        for threads in [2, 3] {
+            assert!(one == checkpoint_on(threads, method), "{method}: 1 and {threads} threads give different weights");
+        }
+    }
+}

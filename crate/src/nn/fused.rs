@@ -73,10 +73,10 @@ pub(crate) fn attention(qkv: &Tensor, heads: usize, mask: Option<&Tensor>) -> Re
     }
 }
 
-/// Rows of `(…, in)` per thread, at least one.
-fn rows_per_thread(rows: usize) -> usize {
-    rows.div_ceil(rayon::current_num_threads()).max(1)
-}
+/// Rows of `(…, in)` per task of the linear layers: a fixed number, not a
+/// share per thread, so each row's product is the same computation (the
+/// same `gemm` blocking) on any number of cores.
+const LINEAR_ROWS: usize = 128;
 
 /// `(leading rows, last dim)` of a contiguous layout.
 fn rows_and_width(l: &Layout) -> (usize, usize) {
@@ -119,7 +119,7 @@ impl candle_core::CustomOp3 for FusedLinear {
         let mut out = vec![0f32; rows * o];
         let mut pre = vec![0f32; if self.gelu.is_some() { rows * o } else { 0 }];
         if rows * o > 0 {
-            let per = rows_per_thread(rows);
+            let per = LINEAR_ROWS;
             let product = |c: usize, dst: &mut [f32]| {
                 let r = dst.len() / o;
                 for row in dst.chunks_mut(o) {
@@ -183,7 +183,7 @@ impl candle_core::CustomOp2 for LinearInputGrad {
         }
         let mut out = vec![0f32; rows * i];
         if rows * i > 0 && o > 0 {
-            let per = rows_per_thread(rows);
+            let per = LINEAR_ROWS;
             out.par_chunks_mut(per * i).enumerate().for_each(|(c, dst)| {
                 let r = dst.len() / i;
                 let gs = &g[c * per * o..(c * per + r) * o];
@@ -264,7 +264,7 @@ impl AttnGeometry {
     }
 
     /// Query, key and value of head `h` in one batch entry's `(L, 3·D)` block.
-    fn qkv(&self, src: &[f32], h: usize) -> (Mat, Mat, Mat) {
+    fn qkv<'a>(&self, src: &'a [f32], h: usize) -> (Mat<'a>, Mat<'a>, Mat<'a>) {
         let (l, d, dh) = (self.l, self.d, self.dh());
         let at = |part: usize| Mat::strided(&src[part * d + h * dh..], l, dh, 3 * d);
         (at(0), at(1), at(2))

@@ -25,7 +25,7 @@
 
 use candle_core::{CpuStorage, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::VarBuilder;
-use super::im2col::f32_slice;
+use super::im2col::{f32_slice, sum_in_order, REDUCE_ROWS};
 use rayon::prelude::*;
 
 /// Rows per parallel task in the fused row-wise ops.
@@ -232,8 +232,8 @@ impl candle_core::CustomOp3 for FusedLayerNormBackward {
         let rows = x.len() / d;
         let mut out = vec![0f32; x.len() + 2 * d];
         let (gx, params) = out.split_at_mut(x.len());
-        // rows split into one block per thread; each keeps its own γ, β sums
-        let per = rows.div_ceil(rayon::current_num_threads()).max(1) * d;
+        // rows split into blocks of REDUCE_ROWS, each with its own γ, β sums
+        let per = REDUCE_ROWS * d;
         let sums = gx
             .par_chunks_mut(per)
             .zip(x.par_chunks(per))
@@ -259,13 +259,8 @@ impl candle_core::CustomOp3 for FusedLayerNormBackward {
                 }
                 acc
             })
-            .reduce_with(|mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            });
-        if let Some(sums) = sums {
-            params.copy_from_slice(&sums);
-        }
+            .collect();
+        params.copy_from_slice(&sum_in_order(sums, 2 * d));
         Ok((CpuStorage::F32(out), Shape::from((rows + 2, d))))
     }
 }
@@ -399,9 +394,8 @@ impl candle_core::CustomOp1 for ColumnSum {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = f32_slice(s, l, "add_bias backward")?;
         let d = l.shape().dims().last().copied().unwrap_or(1).max(1);
-        let per = (g.len() / d).div_ceil(rayon::current_num_threads()).max(1) * d;
-        let sum = g
-            .par_chunks(per)
+        let parts = g
+            .par_chunks(REDUCE_ROWS * d)
             .map(|block| {
                 let mut acc = vec![0f32; d];
                 for row in block.chunks(d) {
@@ -409,11 +403,8 @@ impl candle_core::CustomOp1 for ColumnSum {
                 }
                 acc
             })
-            .reduce_with(|mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            })
-            .unwrap_or_else(|| vec![0f32; d]);
+            .collect();
+        let sum = sum_in_order(parts, d);
         Ok((CpuStorage::F32(sum), Shape::from(d)))
     }
 }
