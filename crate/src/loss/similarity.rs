@@ -25,7 +25,9 @@ pub(crate) fn normalize_eps(x: &Tensor, eps: f64, fname: &str) -> Result<Tensor>
     if x.rank() == 0 {
         candle_core::bail!("{fname} expects a tensor of rank >= 1 (..., D), got a scalar of shape {:?}", x.dims());
     }
-    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(eps, f64::INFINITY)?;
+    // max(‖x‖, eps) as sqrt(max(‖x‖², eps²)): the same value, but no sqrt
+    // at 0, whose infinite derivative made a zero row's gradient NaN
+    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.clamp(eps * eps, f64::INFINITY)?.sqrt()?;
     x.broadcast_div(&norm)
 }
 
@@ -79,6 +81,30 @@ mod tests {
         assert!((z.sum_all().unwrap().to_scalar::<f32>().unwrap() - 12.0).abs() < 1e-5);
         let err = l2_normalize(&Tensor::new(1f32, &Device::Cpu).unwrap()).unwrap_err().to_string();
         assert!(err.contains("l2_normalize") && err.contains("[]"), "{err}");
+    }
+
+    /// An all-zero row (a dead unit, an all-black image's embedding) has a
+    /// finite loss and finite gradients, as in PyTorch, whose norm backward
+    /// is 0 at a zero norm:
+    /// ```python
+    /// x = torch.tensor([[3., 4.], [0., 0.]], requires_grad=True)
+    /// F.normalize(x, dim=-1).sum().backward()   # x.grad: [[0.032, -0.024], [1e12, 1e12]]
+    /// ```
+    #[test]
+    fn zero_rows_have_finite_gradients() {
+        let x = candle_core::Var::from_tensor(&Tensor::new(&[[3f32, 4.], [0., 0.]], &Device::Cpu).unwrap()).unwrap();
+        let grads = l2_normalize(x.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
+        let g = grads.get(x.as_tensor()).unwrap().to_vec2::<f32>().unwrap();
+        assert!(g.iter().flatten().all(|v| v.is_finite()), "{g:?}");
+        assert!((g[0][0] - 0.032).abs() < 1e-6 && (g[0][1] + 0.024).abs() < 1e-6, "{g:?}");
+        assert!((g[1][0] / 1e12 - 1.0).abs() < 1e-3 && (g[1][1] / 1e12 - 1.0).abs() < 1e-3, "{g:?}");
+        // through a contrastive loss (row_cosine's eps 1e-8 and l2_normalize's 1e-12)
+        let z = candle_core::Var::from_tensor(&Tensor::new(&[[1f32, 0.], [0., 0.], [0.5, 0.5], [0., 1.]], &Device::Cpu).unwrap()).unwrap();
+        let (a, b) = (z.as_tensor().narrow(0, 0, 2).unwrap(), z.as_tensor().narrow(0, 2, 2).unwrap());
+        for loss in [crate::loss::nt_xent(&a, &b, 0.5).unwrap(), crate::loss::negative_cosine(&a, &b).unwrap()] {
+            let g = loss.backward().unwrap().get(z.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert!(loss.to_scalar::<f32>().unwrap().is_finite() && g.iter().all(|v| v.is_finite()), "{g:?}");
+        }
     }
 
     #[test]

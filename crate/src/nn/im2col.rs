@@ -45,6 +45,7 @@
 use candle_core::{CpuStorage, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
+use std::marker::PhantomData;
 use std::sync::Mutex;
 
 /// The geometry of one convolution.
@@ -159,27 +160,29 @@ pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result
     }
 }
 
-/// A row-major `(rows, cols)` matrix (or its transpose) for [`matmul`].
+/// A row-major `(rows, cols)` matrix (or its transpose) for [`matmul`]: a
+/// view of a borrowed slice, which it cannot outlive.
 #[derive(Clone, Copy)]
-pub(crate) struct Mat {
+pub(crate) struct Mat<'a> {
     ptr: *const f32,
     rows: usize,
     cols: usize,
     row_stride: usize,
     col_stride: usize,
+    data: PhantomData<&'a [f32]>,
 }
 
-impl Mat {
-    pub(crate) fn new(v: &[f32], rows: usize, cols: usize) -> Self {
+impl<'a> Mat<'a> {
+    pub(crate) fn new(v: &'a [f32], rows: usize, cols: usize) -> Self {
         assert!(v.len() >= rows * cols, "matrix of {rows}×{cols} over {} values", v.len());
-        Self { ptr: v.as_ptr(), rows, cols, row_stride: cols, col_stride: 1 }
+        Self { ptr: v.as_ptr(), rows, cols, row_stride: cols, col_stride: 1, data: PhantomData }
     }
 
     /// A `(rows, cols)` matrix whose rows start `row_stride` values apart
     /// (one head's columns of a `(L, 3·D)` row-major block, say).
-    pub(crate) fn strided(v: &[f32], rows: usize, cols: usize, row_stride: usize) -> Self {
+    pub(crate) fn strided(v: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
         assert!(rows == 0 || v.len() >= (rows - 1) * row_stride + cols, "strided matrix of {rows}×{cols}, row stride {row_stride}, over {} values", v.len());
-        Self { ptr: v.as_ptr(), rows, cols, row_stride, col_stride: 1 }
+        Self { ptr: v.as_ptr(), rows, cols, row_stride, col_stride: 1, data: PhantomData }
     }
 
     pub(crate) fn t(self) -> Self {
@@ -187,41 +190,85 @@ impl Mat {
     }
 }
 
-/// `dst (m, n, row stride dst_rs) (+)= a · b` with the `gemm` crate.
+/// The longest inner dimension handed to one `gemm` call.
+///
+/// `gemm` cuts the inner dimension into blocks whose length depends on the
+/// machine's caches and on the product's shape, and the block boundaries
+/// change the floating-point sums. Every inner dimension of at most 512 is
+/// one block on any machine, so [`matmul`] cuts longer ones itself, always
+/// at the same places, and adds the pieces in order.
+const MAX_DEPTH: usize = 512;
+
+/// `dst (m, n, row stride dst_rs) (+)= a · b` with the `gemm` crate, the
+/// inner dimension in pieces of [`MAX_DEPTH`].
 pub(crate) fn matmul(dst: &mut [f32], dst_rs: usize, accumulate: bool, a: Mat, b: Mat, par: Parallelism) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(b.rows == k && m > 0 && n > 0 && dst.len() >= (m - 1) * dst_rs + n, "conv matmul shapes");
-    // SAFETY: the bounds of `dst` are checked above and those of `a` and `b`
-    // by their constructor; the three do not overlap (dst is a &mut).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
-            accumulate,
-            a.ptr,
-            a.col_stride as isize,
-            a.row_stride as isize,
-            b.ptr,
-            b.col_stride as isize,
-            b.row_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        )
+    if k == 0 {
+        if !accumulate {
+            dst.chunks_mut(dst_rs.max(1)).take(m).for_each(|row| row[..n].fill(0.0));
+        }
+        return;
+    }
+    for start in (0..k).step_by(MAX_DEPTH) {
+        let depth = MAX_DEPTH.min(k - start);
+        // SAFETY: the bounds of `dst` are checked above and those of `a` and
+        // `b` by their constructor (the pieces lie inside them); the three do
+        // not overlap (dst is a &mut), and `a`, `b` borrow their slices.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                depth,
+                dst.as_mut_ptr(),
+                1,
+                dst_rs as isize,
+                accumulate || start > 0,
+                a.ptr.add(start * a.col_stride),
+                a.col_stride as isize,
+                a.row_stride as isize,
+                b.ptr.add(start * b.row_stride),
+                b.col_stride as isize,
+                b.row_stride as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                par,
+            )
+        }
     }
 }
 
 /// With fewer images (or batch entries) than threads, each matrix product is
-/// split across threads instead.
+/// split across threads instead. (`gemm` splits a product's output, never its
+/// inner dimension, so this changes the speed and not the bits.)
 pub(crate) fn inner_parallelism(images: usize) -> Parallelism {
     if images < rayon::current_num_threads() { Parallelism::Rayon(0) } else { Parallelism::None }
+}
+
+/// Rows summed into one partial sum by the hand-written reductions (layer
+/// norm's γ/β gradients, a bias's column sums).
+///
+/// Reductions are split into blocks of a fixed size, never one block per
+/// thread, and their partial sums are added in index order by
+/// [`sum_in_order`]: the floating-point sums, and so a whole run, come out
+/// bit-identical on any number of cores.
+pub(crate) const REDUCE_ROWS: usize = 64;
+
+/// Images whose convolution weight gradients form one partial sum (see
+/// [`REDUCE_ROWS`]).
+pub(crate) const REDUCE_IMAGES: usize = 16;
+
+/// Adds partial sums of length `len` in index order (all zeros for none).
+pub(crate) fn sum_in_order(parts: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
+    let mut parts = parts.into_iter();
+    let mut total = parts.next().unwrap_or_else(|| vec![0f32; len]);
+    for p in parts {
+        total.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+    }
+    total
 }
 
 /// `x (B, C, H, W)`, `W_mat (O, C·kh·kw)`, `bias (O,)` → `y (B, O, H', W')`.
@@ -318,10 +365,10 @@ impl candle_core::CustomOp2 for ConvParamGrad {
         if x.len() != g.b * pix || gy.len() != g.b * o * p {
             candle_core::bail!("conv2d backward: input {:?} or gradient {:?} does not match {g:?}", l1.shape(), l2.shape());
         }
-        // one accumulator per thread over a contiguous share of the batch
-        let threads = rayon::current_num_threads().clamp(1, g.b);
-        let per = g.b.div_ceil(threads);
-        let par = inner_parallelism(g.b);
+        // one accumulator per REDUCE_IMAGES images, added in index order
+        let per = REDUCE_IMAGES;
+        let blocks = g.b.div_ceil(per);
+        let par = inner_parallelism(blocks);
         let partial = |t: usize| {
             let mut acc = vec![0f32; o * (k + 1)];
             let mut cols = vec![0f32; k * p];
@@ -335,11 +382,8 @@ impl candle_core::CustomOp2 for ConvParamGrad {
             }
             acc
         };
-        let acc = (0..threads).into_par_iter().map(partial).reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
-        });
-        Ok((CpuStorage::F32(acc.unwrap_or_else(|| vec![0f32; o * (k + 1)])), Shape::from((o, k + 1))))
+        let acc = sum_in_order((0..blocks).into_par_iter().map(partial).collect(), o * (k + 1));
+        Ok((CpuStorage::F32(acc), Shape::from((o, k + 1))))
     }
 }
 
@@ -404,8 +448,9 @@ impl ConvReluPool {
                         let (d, r) = (&mut dst[i * wo..(i + 1) * wo], &mut rec[i * wo..(i + 1) * wo]);
                         for (((d, r), a), b) in d.iter_mut().zip(r).zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)) {
                             let (at, m) = super::pool::window_max(a, b);
-                            *d = m.max(0.0);
-                            *r = at as u8 | if m > 0.0 { POSITIVE } else { 0 };
+                            let passes = super::pool::relu_passes(m);
+                            *d = if passes { m } else { 0.0 };
+                            *r = at as u8 | if passes { POSITIVE } else { 0 };
                         }
                     }
                 }
@@ -467,10 +512,9 @@ impl candle_core::CustomOp3 for ConvReluPoolBackward {
         if x.len() != g.b * pix || gy.len() != g.b * o * q || self.record.len() != gy.len() {
             candle_core::bail!("conv2d_relu_max_pool2d backward: input {:?} or gradient {:?} does not match {g:?}", l1.shape(), l3.shape());
         }
-        // each thread a contiguous share of the batch, as in ConvParamGrad
-        let threads = rayon::current_num_threads().clamp(1, g.b);
-        let per = g.b.div_ceil(threads);
-        let par = inner_parallelism(g.b);
+        // partial sums over REDUCE_IMAGES images each, as in ConvParamGrad
+        let per = REDUCE_IMAGES;
+        let par = inner_parallelism(g.b.div_ceil(per));
         let mut gx = vec![0f32; g.b * pix + o * (k + 1)];
         let (gx_images, _) = gx.split_at_mut(g.b * pix);
         let acc = gx_images
@@ -503,13 +547,8 @@ impl candle_core::CustomOp3 for ConvReluPoolBackward {
                 }
                 acc
             })
-            .reduce_with(|mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            });
-        if let Some(acc) = acc {
-            gx[g.b * pix..].copy_from_slice(&acc);
-        }
+            .collect();
+        gx[g.b * pix..].copy_from_slice(&sum_in_order(acc, o * (k + 1)));
         let n = gx.len();
         Ok((CpuStorage::F32(gx), Shape::from(n)))
     }

@@ -32,7 +32,8 @@ fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [
 }
 
 /// First maximum of the window `[a0, a1; b0, b1]` (row-major order, as
-/// PyTorch breaks ties) as (position 0..4, value).
+/// PyTorch breaks ties) as (position 0..4, value). A NaN is the maximum, as
+/// in PyTorch's `max_pool2d`, so that divergence shows in the output.
 #[inline(always)]
 pub(crate) fn window_max(a: &[f32], b: &[f32]) -> (usize, f32) {
     let (mut at, mut m) = (0, a[0]);
@@ -45,7 +46,21 @@ pub(crate) fn window_max(a: &[f32], b: &[f32]) -> (usize, f32) {
     if b[1] > m {
         (at, m) = (3, b[1]);
     }
+    // rare: a NaN anywhere in the window wins (the first one)
+    if m.is_nan() || (a[1] + b[0] + b[1]).is_nan() {
+        let all = [a[0], a[1], b[0], b[1]];
+        if let Some(i) = all.iter().position(|v| v.is_nan()) {
+            return (i, f32::NAN);
+        }
+    }
     (at, m)
+}
+
+/// Whether ReLU passes `v` (and its gradient) through: positive, or NaN
+/// (`relu(NaN) = NaN`, as in PyTorch).
+#[inline(always)]
+pub(crate) fn relu_passes(v: f32) -> bool {
+    v > 0.0 || v.is_nan()
 }
 
 struct ReluMaxPool;
@@ -73,7 +88,8 @@ impl CustomOp1 for ReluMaxPool {
                 let r0 = &plane[2 * i * w..2 * i * w + 2 * wo];
                 let r1 = &plane[(2 * i + 1) * w..(2 * i + 1) * w + 2 * wo];
                 for ((d, a), b) in d.iter_mut().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)) {
-                    *d = window_max(a, b).1.max(0.0);
+                    let m = window_max(a, b).1;
+                    *d = if relu_passes(m) { m } else { 0.0 };
                 }
             }
         });
@@ -106,7 +122,7 @@ impl CustomOp2 for ReluMaxPoolBackward {
                 let r1 = &plane[(2 * i + 1) * w..(2 * i + 1) * w + 2 * wo];
                 for (j, ((&gv, a), b)) in gr.iter().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)).enumerate() {
                     let (at, v) = window_max(a, b);
-                    if v > 0.0 {
+                    if relu_passes(v) {
                         dst[(2 * i + at / 2) * w + 2 * j + at % 2] = gv;
                     }
                 }
@@ -165,6 +181,32 @@ mod tests {
     use super::*;
     use crate::rng::SeededRng;
     use candle_core::{Device, Var};
+
+    /// A NaN is not hidden as a 0 (so divergence is seen): PyTorch gives
+    /// `F.max_pool2d(F.relu(x), 2)` = NaN for a window holding a NaN, even a
+    /// negative window; the fused convolution + pool does the same.
+    #[test]
+    fn nan_propagates_through_relu_max_pool_and_the_fused_conv() {
+        let dev = Device::Cpu;
+        let x = Tensor::new(&[[[[-1f32, f32::NAN, 2., 3.], [-2., -3., 1., 0.]]]], &dev).unwrap();
+        for y in [relu_max_pool2d(&x).unwrap(), relu_max_pool2d_composed(&x).unwrap()] {
+            let y = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert!(y[0].is_nan() && y[1] == 3.0, "{y:?}");
+        }
+        let var = Var::from_tensor(&x).unwrap();
+        let g = relu_max_pool2d(var.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
+        let g = g.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(g, [0., 1., 0., 1., 0., 0., 0., 0.]);
+        let img = SeededRng::new(0).randn((1, 1, 6, 6), 1.0, &dev).unwrap();
+        let mut v = img.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        v[0] = f32::NAN;
+        let img = Tensor::from_vec(v, (1, 1, 6, 6), &dev).unwrap();
+        let w = SeededRng::new(1).randn((2, 1, 3, 3), 1.0, &dev).unwrap();
+        let y = crate::nn::conv2d_relu_max_pool2d(&img, &w, None, 1, 1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        // the NaN pixel reaches the 2×2 output positions around it in both channels: the first window of each
+        assert!(y[0].is_nan() && y[9].is_nan(), "{y:?}");
+        assert!(y.iter().filter(|v| v.is_nan()).count() < y.len(), "{y:?}");
+    }
 
     // import torch, torch.nn.functional as F, math
     // x = torch.tensor([[[[math.sin(1.7*i+0.3)*2 for i in range(r*5, r*5+5)] for r in range(4)]]], requires_grad=True)

@@ -148,6 +148,31 @@ impl Optim {
         &self.cfg
     }
 
+    /// Errors naming the first parameter whose gradient holds a NaN or an
+    /// infinity (one reduction over all gradients, then one per parameter
+    /// only when that is not finite).
+    fn check_finite(&self, grads: &GradStore) -> Result<()> {
+        let present: Vec<(&String, &Tensor)> = self.vars.iter().filter_map(|(n, v)| grads.get(v.as_tensor()).map(|g| (n, g))).collect();
+        if present.is_empty() {
+            return Ok(());
+        }
+        let finite = |t: &Tensor| -> Result<bool> { Ok(t.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?.is_finite()) };
+        let sums = present.iter().map(|(_, g)| g.sum_all()?.to_dtype(candle_core::DType::F32)).collect::<Result<Vec<_>>>()?;
+        if finite(&Tensor::stack(&sums, 0)?.sum_all()?)? {
+            return Ok(());
+        }
+        for ((name, g), s) in present.iter().zip(&sums) {
+            // a finite sum can still hide an infinity cancelled by another: look at |g|
+            if !finite(s)? || !finite(&g.abs()?.max_all()?)? {
+                candle_core::bail!(
+                    "the gradient of {name} holds NaN or infinite values at step {}; nothing was updated. Lower the learning rate or check the inputs",
+                    self.t + 1
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Back-propagates `loss` and applies one update.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
         let grads = loss.backward()?;
@@ -156,7 +181,12 @@ impl Optim {
 
     /// Applies one update from already computed gradients. Variables without
     /// a gradient are left untouched.
+    ///
+    /// # Errors
+    /// A NaN or infinite gradient stops the run before anything is updated,
+    /// naming the first such parameter.
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.check_finite(grads)?;
         self.t += 1;
         let t = self.t;
         let lr = self.lr;
@@ -316,6 +346,25 @@ mod tests {
         let (w, b) = three_steps(OptimizerConfig::adamw(0.1, 0.01));
         close(&w.concat(), &[0.703_597_7, -1.694_576_5, 0.205_588_8, 2.702_238_6]);
         close(&b, &[-0.197_528_7, -0.499_998_8]);
+    }
+
+    /// A NaN or infinite gradient (a finite loss can have one) stops the
+    /// step with the parameter's name, before any parameter or state moves.
+    #[test]
+    fn a_non_finite_gradient_names_the_parameter_and_updates_nothing() {
+        let dev = Device::Cpu;
+        let w = Var::new(&[1f32, 2.], &dev).unwrap();
+        let b = Var::new(&[0f32, 4.], &dev).unwrap();
+        let mut opt = OptimizerConfig::adamw(0.1, 0.0).build(vec![("enc.w".into(), w.clone()), ("enc.b".into(), b.clone())]).unwrap();
+        // d sqrt(b)/db at b = 0 is +inf; d/dw is finite
+        let loss = (w.as_tensor().sum_all().unwrap() + b.as_tensor().sqrt().unwrap().sum_all().unwrap()).unwrap();
+        let err = opt.backward_step(&loss).unwrap_err().to_string();
+        assert!(err.starts_with("the gradient of enc.b holds NaN or infinite values at step 1"), "{err}");
+        assert_eq!((w.as_tensor().to_vec1::<f32>().unwrap(), opt.steps_taken()), (vec![1., 2.], 0));
+        assert!(opt.state.is_empty());
+        // a finite step still goes through
+        opt.backward_step(&w.as_tensor().sqr().unwrap().sum_all().unwrap()).unwrap();
+        assert_eq!(opt.steps_taken(), 1);
     }
 
     #[test]
