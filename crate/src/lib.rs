@@ -91,7 +91,9 @@ pub mod prelude {
     pub use crate::device::{device, DeviceChoice};
     pub use crate::eval::{collapse_report, knn_accuracy, linear_probe, Comparison, FewLabelProtocol, RepeatedComparison, KnnConfig, ProbeConfig};
     pub use crate::loss::{barlow_twins, byol, clip, dino, info_nce, moco, negative_cosine, nt_xent, vicreg};
-    pub use crate::method::{AugmentStep, MethodName, PretrainConfig, Pretrainer};
+    pub use crate::method::{
+        AugmentStep, BarlowOptions, ContextOptions, DinoOptions, JigsawOptions, MaeOptions, MethodName, PretrainConfig, Pretrainer, VicRegOptions,
+    };
     pub use crate::nn::{EmaTeacher, MocoQueue, Params, ResNetConfig, SmallCnn, VitConfig};
     pub use crate::plot::{BarChart, Heatmap, ImageGrid, LinePlot, ScatterPlot, Table};
     pub use crate::rng::SeededRng;

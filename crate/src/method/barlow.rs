@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! z = g(f(x)),   C_ij = Σ_b ẑ₁[b,i] ẑ₂[b,j] / B     ẑ: z standardised over the batch
-//! L = Σ_i (1 − C_ii)² + λ Σ_i Σ_{j≠i} C_ij²        eq. (1) of [0], λ = 5·10⁻³
+//! L = Σ_i (1 − C_ii)² + λ Σ_i Σ_{j≠i} C_ij²        eq. (1) of [0], λ = cfg.barlow.lambda (5·10⁻³)
 //! ```
 //!
 //! Augmentations: [`crate::augment::simclr`]; projector
@@ -24,14 +24,12 @@ use crate::rng::SeededRng;
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
-/// The off-diagonal weight λ of \[0\].
-pub const BARLOW_LAMBDA: f64 = 5e-3;
-
 /// Barlow Twins: encoder `enc.*` and projector `proj.*`.
 pub struct Barlow {
     encoder: Encoder,
     projector: ProjectionHead,
     augment: Compose,
+    lambda: f64,
 }
 
 impl Barlow {
@@ -39,7 +37,7 @@ impl Barlow {
     pub fn new(cfg: &PretrainConfig, shape: (usize, usize, usize), vb: VarBuilder) -> Result<Self> {
         let encoder = EncoderConfig::with_in_channels(&cfg.encoder, shape.0).init(vb.pp("enc"))?;
         let projector = barlow_twins_projection_head(encoder.feature_dim(), cfg.head_hidden, cfg.head_out, vb.pp("proj"))?;
-        Ok(Self { encoder, projector, augment: cfg.augmentation(shape) })
+        Ok(Self { encoder, projector, augment: cfg.augmentation(shape), lambda: cfg.barlow.lambda })
     }
 }
 
@@ -52,7 +50,7 @@ impl Method for Barlow {
         let views = stacked_views(&self.augment, images, rng)?;
         let z = self.projector.forward_t(&self.encoder.forward_t(&views, true)?, true)?;
         let (z1, z2) = split_views(&z)?;
-        let loss = barlow_twins(&z1, &z2, BARLOW_LAMBDA)?;
+        let loss = barlow_twins(&z1, &z2, self.lambda)?;
         let diag = cross_correlation(&z1.detach(), &z2.detach())?;
         let d = diag.dim(0)?;
         let eye = Tensor::eye(d, diag.dtype(), diag.device())?;

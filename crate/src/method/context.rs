@@ -24,31 +24,30 @@ use crate::rng::SeededRng;
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
-/// Patch side in pixels.
-pub const CONTEXT_PATCH: usize = 8;
-/// Gap between neighbouring patches in pixels.
-pub const CONTEXT_GAP: usize = 2;
-
 /// Context prediction: encoder `enc.*` shared by both patches, 8-way linear head `head.*`.
 pub struct Context {
     encoder: Encoder,
     head: Linear,
+    /// Patch side and gap in pixels (`cfg.context`).
+    patch: usize,
+    gap: usize,
 }
 
 impl Context {
     /// Builds the encoder and the classifier over the two concatenated patch
     /// features; errors when the images are too small for the 3×3 grid.
     pub fn new(cfg: &PretrainConfig, shape: (usize, usize, usize), vb: VarBuilder) -> Result<Self> {
-        let extent = 3 * CONTEXT_PATCH + 2 * CONTEXT_GAP;
+        let (patch, gap) = (cfg.context.patch, cfg.context.gap);
+        let extent = 3 * patch + 2 * gap;
         if shape.1 < extent || shape.2 < extent {
             candle_core::bail!(
-                "context prediction needs images of at least {extent}×{extent} pixels (3×3 patches of {CONTEXT_PATCH} \
-                 with gaps of {CONTEXT_GAP}), got shape {shape:?} (C, H, W)"
+                "context prediction needs images of at least {extent}×{extent} pixels (3×3 patches of {patch} \
+                 with gaps of {gap}), got shape {shape:?} (C, H, W)"
             );
         }
         let encoder = EncoderConfig::with_in_channels(&cfg.encoder, shape.0).init(vb.pp("enc"))?;
         let head = linear(2 * encoder.feature_dim(), 8, vb.pp("head"))?;
-        Ok(Self { encoder, head })
+        Ok(Self { encoder, head, patch, gap })
     }
 }
 
@@ -58,7 +57,7 @@ impl Method for Context {
     }
 
     fn loss(&mut self, images: &Tensor, rng: &mut SeededRng) -> Result<StepOutput> {
-        let (center, neighbour, labels) = relative_patch_pairs(images, CONTEXT_PATCH, CONTEXT_GAP, rng)?;
+        let (center, neighbour, labels) = relative_patch_pairs(images, self.patch, self.gap, rng)?;
         let b = center.dim(0)?;
         let feats = self.encoder.forward_t(&Tensor::cat(&[&center, &neighbour], 0)?, true)?;
         let pair = Tensor::cat(&[feats.narrow(0, 0, b)?, feats.narrow(0, b, b)?], 1)?;

@@ -11,23 +11,23 @@
 //! P_t = softmax((t − c) / τ_t),   log P_s = log_softmax(s / τ_s)
 //! L = Σ_{t ∈ global} Σ_{v ≠ t} −P_t · log P_s(v)  / #pairs          Algorithm 1 of [0]
 //! ξ ← m_k ξ + (1 − m_k) θ     (cosine schedule from cfg.ema_momentum to 1)
-//! c ← 0.9 c + 0.1 mean(t)     (after each step)
-//! τ_s = 0.1,  τ_t = 0.04
+//! c ← m c + (1 − m) mean(t)   (after each step; m = cfg.dino.center_momentum, 0.9)
+//! τ_s = 0.1,  τ_t = 0.04       (cfg.dino: student_temperature, teacher_temperature, with an optional warm-up)
 //! ```
 //!
-//! Choices: 4 local views (`cfg.local_crops`) of `⌊H/2⌋` pixels, rounded down
+//! Choices (every number below is a field of [`DinoOptions`](super::DinoOptions)): 2 global views and 4 local views (`cfg.dino.local_crops`) of `⌊H/2⌋` pixels, rounded down
 //! to a multiple of a ViT's patch (the encoder must accept both sizes:
 //! [`crate::nn::SmallCnn`] pools globally, the ViT resizes its position
 //! embeddings); on one-channel images the [`dino_digits`] crops (no flip, no
-//! colour steps), otherwise DINO's own ([`crate::augment::dino`]); 4 ·
-//! `head_out` prototypes (the head's output width) with a `head_out`
-//! bottleneck; batch norm in the head's MLP (DINO's `--use_bn_in_head`):
+//! colour steps), otherwise DINO's own ([`crate::augment::dino`]); 256
+//! prototypes (the head's output width, `cfg.dino.prototypes`) with a
+//! `head_out` bottleneck; batch norm in the head's MLP (DINO's `--use_bn_in_head`):
 //! without it the small CNN's untrained outputs are nearly the same for every
 //! digit, the center catches up with them within about 30 steps, the
 //! centered teacher is uniform and training never leaves that collapse (100
 //! to 600 steps at learning rates 1e-4 to 2e-3, teacher temperatures 0.02
 //! and 0.04, with and without batch norm in the encoder, 0 to 8 local crops
-//! all ended at the entropy ln K); no teacher temperature warm-up. The
+//! all ended at the entropy ln K); no teacher temperature warm-up by default. The
 //! teacher copies every student tensor, and its batch norm uses batch
 //! statistics. Logged metric: the entropy (in
 //! nats) of the mean teacher distribution — high means the prototypes are
@@ -43,15 +43,6 @@ use crate::rng::SeededRng;
 use candle_core::{DType, Device, ModuleT, Result, Tensor, D};
 use std::collections::HashMap;
 
-/// Student temperature τ_s of \[0\].
-pub const DINO_STUDENT_TEMP: f64 = 0.1;
-/// Teacher temperature τ_t of \[0\].
-pub const DINO_TEACHER_TEMP: f64 = 0.04;
-/// Momentum of the center update of \[0\].
-pub const DINO_CENTER_MOMENTUM: f64 = 0.9;
-/// Number of local crops.
-pub const DINO_LOCAL_VIEWS: usize = 4;
-
 /// DINO: student encoder `enc.*` and head `head.*`, their EMA teacher, and the center.
 pub struct Dino {
     params: Params,
@@ -64,8 +55,9 @@ pub struct Dino {
     pending: Option<Vec<Tensor>>,
     augment: MultiCrop,
     base_tau: f64,
-    centering: bool,
-    teacher_temp: f64,
+    options: super::DinoOptions,
+    /// The next step (from 0), for the teacher-temperature warm-up.
+    next_step: usize,
     last_parts: Vec<(&'static str, f64)>,
 }
 
@@ -82,7 +74,7 @@ impl Dino {
         let enc_cfg = EncoderConfig::with_in_channels(&cfg.encoder, shape.0);
         let encoder = enc_cfg.init(vb.pp("enc"))?;
         let f = encoder.feature_dim();
-        let out = 4 * cfg.head_out;
+        let out = cfg.dino.prototypes;
         let head = dino_head(f, cfg.head_hidden, cfg.head_out, out, true, vb.pp("head"))?;
         let teacher = EmaTeacher::new(params)?;
         let tb = teacher.builder(dev);
@@ -98,12 +90,14 @@ impl Dino {
             center: Tensor::zeros((1, out), DType::F32, dev)?,
             pending: None,
             augment: {
-                let (local, n_local) = (local_size(&enc_cfg, size), cfg.local_crops.unwrap_or(DINO_LOCAL_VIEWS));
-                if cfg.augment.is_digits(shape.0) { dino_digits(size, local, n_local) } else { dino_augment(size, local, n_local) }
+                let (local, n_local) = (local_size(&enc_cfg, size), cfg.dino.local_crops);
+                let mut crops = if cfg.augment.is_digits(shape.0) { dino_digits(size, local, n_local) } else { dino_augment(size, local, n_local) };
+                crops.n_global = cfg.dino.global_crops;
+                crops
             },
             base_tau: cfg.ema_momentum,
-            centering: cfg.centering,
-            teacher_temp: cfg.teacher_temperature.unwrap_or(DINO_TEACHER_TEMP),
+            options: cfg.dino.clone(),
+            next_step: 0,
             last_parts: Vec::new(),
         })
     }
@@ -149,8 +143,9 @@ impl Method for Dino {
         }
         let t = self.teacher_head.forward_t(&self.teacher_encoder.forward_t(&globals, true)?, true)?.detach();
         let teacher: Vec<Tensor> = (0..ng).map(|i| t.narrow(0, i * b, b)).collect::<Result<_>>()?;
-        let loss = dino(&student, &teacher, &self.center, DINO_STUDENT_TEMP, self.teacher_temp)?;
-        let pt = candle_nn::ops::softmax(&(t.broadcast_sub(&self.center)? / self.teacher_temp)?, D::Minus1)?;
+        let tau_t = self.options.teacher_temperature_at(self.next_step);
+        let loss = dino(&student, &teacher, &self.center, self.options.student_temperature, tau_t)?;
+        let pt = candle_nn::ops::softmax(&(t.broadcast_sub(&self.center)? / tau_t)?, D::Minus1)?;
         let entropy_of = |p: &Tensor| -> Result<Tensor> { (p.clamp(1e-12, 1.0)?.log()? * p)?.sum(D::Minus1)?.neg() };
         let p = pt.mean(0)?;
         let entropy = entropy_of(&p)?.to_scalar::<f32>()?;
@@ -158,7 +153,7 @@ impl Method for Dino {
         // entropy to 0; collapse to uniform drives it to ln K and the
         // teacher–student KL divergence to 0
         let s_global = s_global.detach();
-        let log_ps = candle_nn::ops::log_softmax(&(&s_global / DINO_STUDENT_TEMP)?, D::Minus1)?;
+        let log_ps = candle_nn::ops::log_softmax(&(&s_global / self.options.student_temperature)?, D::Minus1)?;
         let per_image = entropy_of(&pt)?.mean_all()?.to_scalar::<f32>()?;
         let kl = ((&pt * (pt.clamp(1e-12, 1.0)?.log()? - log_ps)?)?.sum(D::Minus1)?.mean_all()?).to_scalar::<f32>()?;
         self.last_parts = vec![("teacher entropy per image", f64::from(per_image)), ("KL(teacher ‖ student)", f64::from(kl))];
@@ -169,10 +164,11 @@ impl Method for Dino {
     fn after_step(&mut self, k: usize, total: usize) -> Result<()> {
         self.teacher.ema_update(&self.params, cosine_momentum(k + 1, total, self.base_tau))?;
         if let Some(t) = self.pending.take() {
-            if self.centering {
-                self.center = dino_update_center(&self.center, &t, DINO_CENTER_MOMENTUM)?;
+            if self.options.centering {
+                self.center = dino_update_center(&self.center, &t, self.options.center_momentum)?;
             }
         }
+        self.next_step = k + 1;
         Ok(())
     }
 
@@ -184,15 +180,24 @@ impl Method for Dino {
         &self.encoder
     }
 
-    /// The teacher's tensors (`teacher.*`) and the center (`center`).
+    /// The teacher's tensors (`teacher.*`), the center (`center`) and the
+    /// next step (`next_step`, for the teacher-temperature warm-up).
     fn state(&self) -> HashMap<String, Tensor> {
         let mut s = teacher_state(&self.teacher);
         s.insert("center".into(), self.center.clone());
+        // f32 holds every step count below 2²⁴ exactly
+        if let Ok(t) = Tensor::new(&[self.next_step as f32], self.center.device()) {
+            s.insert("next_step".into(), t);
+        }
         s
     }
 
     fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
         load_teacher_state(&self.teacher, state)?;
+        // absent in old checkpoints, which had no warm-up
+        if let Some(t) = state.get("next_step") {
+            self.next_step = t.to_dtype(DType::F32)?.flatten_all()?.get(0)?.to_scalar::<f32>()? as usize;
+        }
         match state.get("center") {
             Some(c) if c.dims() == self.center.dims() => {
                 self.center = c.to_dtype(DType::F32)?.to_device(self.center.device())?;
@@ -244,8 +249,8 @@ mod tests {
     fn dino_ablations_collapse_the_two_ways() {
         let last = |run: &crate::method::Pretrainer, part: &str| run.history().smoothed_part(part, 5).last().unwrap().1;
         let full = train_tiny(MethodName::Dino, 30, |_| {});
-        let no_center = train_tiny(MethodName::Dino, 30, |c| c.centering = false);
-        let flat = train_tiny(MethodName::Dino, 30, |c| c.teacher_temperature = Some(0.5));
+        let no_center = train_tiny(MethodName::Dino, 30, |c| c.dino.centering = false);
+        let flat = train_tiny(MethodName::Dino, 30, |c| c.dino.teacher_temperature = 0.5);
         let k = 32f64.ln();
         let (e_full, e_nc, e_flat) =
             (last(&full, "teacher entropy per image"), last(&no_center, "teacher entropy per image"), last(&flat, "teacher entropy per image"));
@@ -258,7 +263,7 @@ mod tests {
         let dev = Device::Cpu;
         let params = Params::new(0);
         let mut cfg = tiny(MethodName::Dino);
-        cfg.centering = false;
+        cfg.dino.centering = false;
         let mut m = Dino::new(&cfg, (1, 28, 28), &params, &dev).unwrap();
         let x = crate::data::shapes(8, 0).unwrap().images;
         m.loss(&x, &mut SeededRng::new(0)).unwrap();
@@ -274,7 +279,7 @@ mod tests {
         let dev = Device::Cpu;
         let x = crate::data::shapes(4, 0).unwrap().images;
         let mut cfg = tiny(MethodName::Dino);
-        cfg.local_crops = Some(2);
+        cfg.dino.local_crops = 2;
         let m = Dino::new(&cfg, (1, 28, 28), &Params::new(0), &dev).unwrap();
         let views = m.augment.views(&x, &mut SeededRng::new(0)).unwrap();
         let sizes: Vec<usize> = views.iter().map(|v| v.dim(3).unwrap()).collect();
@@ -283,13 +288,13 @@ mod tests {
         vit.encoder = EncoderConfig::Vit(crate::nn::VitConfig { patch_size: 4, ..crate::nn::VitConfig::default() });
         let m = Dino::new(&vit, (1, 28, 28), &Params::new(0), &dev).unwrap();
         let views = m.augment.views(&x, &mut SeededRng::new(0)).unwrap();
-        assert_eq!((views.len(), views[2].dims()), (2 + DINO_LOCAL_VIEWS, &[4, 1, 12, 12][..]));
+        assert_eq!((views.len(), views[2].dims()), (2 + super::super::DinoOptions::default().local_crops, &[4, 1, 12, 12][..]));
         assert_eq!(local_size(&tiny_vit(), 28), 14); // patch 7
-        let run = train_tiny(MethodName::Dino, 2, |c| c.local_crops = Some(0));
+        let run = train_tiny(MethodName::Dino, 2, |c| c.dino.local_crops = 0);
         assert_eq!(run.history().len(), 2);
         let mut other = tiny(MethodName::SimClr);
-        other.local_crops = Some(2);
-        assert!(other.check().unwrap_err().to_string().contains("local_crops"));
+        other.dino.local_crops = 2;
+        assert!(other.check().unwrap_err().to_string().contains("dino does not apply to simclr"));
     }
 
     /// Multi-crop with a ViT: the 14×14 local crops take resized position

@@ -24,11 +24,6 @@ use crate::rng::{derive_seed, SeededRng};
 use candle_core::{Module, ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
-/// Tiles per side.
-pub const JIGSAW_GRID: usize = 2;
-/// Number of permutations (all of 4!).
-pub const JIGSAW_PERMUTATIONS: usize = 24;
-
 /// Jigsaw: encoder `enc.*` shared by the tiles and a linear classifier `head.*`.
 pub struct Jigsaw {
     encoder: Encoder,
@@ -40,13 +35,14 @@ impl Jigsaw {
     /// Builds the encoder, the classifier over the concatenated tile features
     /// and the permutation set.
     pub fn new(cfg: &PretrainConfig, shape: (usize, usize, usize), vb: VarBuilder) -> Result<Self> {
-        if shape.1 < 2 * JIGSAW_GRID || shape.2 < 2 * JIGSAW_GRID {
-            candle_core::bail!("jigsaw needs images of at least 4×4 pixels, got shape {shape:?} (C, H, W)");
+        let (grid, permutations) = (cfg.jigsaw.grid, cfg.jigsaw.permutations);
+        if shape.1 < 2 * grid || shape.2 < 2 * grid {
+            candle_core::bail!("jigsaw with a {grid}×{grid} grid needs images of at least {0}×{0} pixels, got shape {shape:?} (C, H, W)", 2 * grid);
         }
         let encoder = EncoderConfig::with_in_channels(&cfg.encoder, shape.0).init(vb.pp("enc"))?;
-        let k = JIGSAW_GRID * JIGSAW_GRID;
-        let head = linear(k * encoder.feature_dim(), JIGSAW_PERMUTATIONS, vb.pp("head"))?;
-        let task = JigsawTask::new(JIGSAW_GRID, JIGSAW_PERMUTATIONS, &mut SeededRng::new(derive_seed(cfg.seed, "jigsaw")))?;
+        let k = grid * grid;
+        let head = linear(k * encoder.feature_dim(), permutations, vb.pp("head"))?;
+        let task = JigsawTask::new(grid, permutations, &mut SeededRng::new(derive_seed(cfg.seed, "jigsaw")))?;
         Ok(Self { encoder, head, task })
     }
 }

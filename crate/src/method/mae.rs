@@ -5,7 +5,7 @@
 //! \[1\] github.com/facebookresearch/mae (`models_mae.py`).
 //!
 //! ```text
-//! x → N patches;  keep a random 25 % (mask ratio 0.75), drop the rest
+//! x → N patches;  keep a random 1 − r (mask ratio r = cfg.mae.mask_ratio, 0.75), drop the rest
 //! e = ViT(visible patches + their position embeddings)
 //! x̂ = decoder(e, mask tokens at the dropped positions)      (B, N, p²C)
 //! L = Σ_{b,i} m_{b,i} · mean_j (x̂_{b,i,j} − x_{b,i,j})² / Σ m   m = 1 on dropped patches
@@ -27,15 +27,13 @@ use crate::rng::SeededRng;
 use candle_core::{Result, Tensor, D};
 use candle_nn::VarBuilder;
 
-/// Fraction of patches dropped, as in \[0\].
-pub const MAE_MASK_RATIO: f64 = 0.75;
-
 /// MAE: ViT encoder `enc.*` and decoder `dec.*`.
 pub struct Mae {
     encoder: Encoder,
     decoder: MaeDecoder,
     patch: usize,
     num_patches: usize,
+    mask_ratio: f64,
 }
 
 impl Mae {
@@ -52,11 +50,11 @@ impl Mae {
             candle_core::bail!("mae: the ViT takes {0}×{0} images, the data has shape {shape:?} (C, H, W)", vit_cfg.image_size);
         }
         let encoder = EncoderConfig::Vit(vit_cfg.clone()).init(vb.pp("enc"))?;
-        let decoder = MaeDecoderConfig::for_encoder(&vit_cfg, vit_cfg.dim, 1, vit_cfg.heads).init(vb.pp("dec"))?;
-        Ok(Self { encoder, decoder, patch: vit_cfg.patch_size, num_patches: vit_cfg.num_patches() })
+        let decoder = MaeDecoderConfig::for_encoder(&vit_cfg, vit_cfg.dim, cfg.mae.decoder_depth, vit_cfg.heads).init(vb.pp("dec"))?;
+        Ok(Self { encoder, decoder, patch: vit_cfg.patch_size, num_patches: vit_cfg.num_patches(), mask_ratio: cfg.mae.mask_ratio })
     }
 
-    /// The reconstruction of `images` from a random 25 % of their patches and
+    /// The reconstruction of `images` from a random `1 − mask_ratio` of their patches and
     /// the mask (1 = dropped), both drawn from `rng`.
     ///
     /// # Shapes
@@ -67,7 +65,7 @@ impl Mae {
         };
         let b = images.dim(0)?;
         let n = self.num_patches;
-        let keep_n = (((1.0 - MAE_MASK_RATIO) * n as f64).round() as usize).clamp(1, n);
+        let keep_n = (((1.0 - self.mask_ratio) * n as f64).round() as usize).clamp(1, n.saturating_sub(1).max(1));
         let keep = random_keep(rng, b, n, keep_n, images.device())?;
         let pred = self.decoder.forward(&vit.forward_visible(images, &keep)?, &keep)?;
         Ok((pred, masked_patches(&keep, n)?))

@@ -32,12 +32,14 @@ mod encoder;
 pub mod jigsaw;
 pub mod mae;
 pub mod moco;
+mod options;
 pub mod rotation;
 pub mod simclr;
 pub mod simsiam;
 pub mod vicreg;
 
 pub use encoder::{Encoder, EncoderConfig};
+pub use options::{BarlowOptions, ContextOptions, DinoOptions, JigsawOptions, MaeOptions, VicRegOptions};
 
 use crate::data::ImageDataset;
 use crate::nn::{EmaTeacher, Params};
@@ -196,23 +198,33 @@ pub struct PretrainConfig {
     /// Absent in old checkpoints: `true`.
     #[serde(default = "yes")]
     pub stop_gradient: bool,
-    /// DINO: subtract the running center from the teacher's outputs.
-    /// `false` is the ablation that collapses onto one prototype (Caron et
-    /// al. 2021, §5.3). Absent in old checkpoints: `true`.
-    #[serde(default = "yes")]
-    pub centering: bool,
-    /// DINO: the teacher's temperature τ_t (sharpening), or `None` for
-    /// [`dino::DINO_TEACHER_TEMP`] (0.04). At the student's 0.1 or above the
-    /// teacher no longer sharpens, and the outputs collapse to uniform.
-    /// Absent in old checkpoints: `None`.
+    /// The learning rate at the end of the cosine decay, as a fraction of
+    /// the peak (lightly's and solo-learn's CPU-sized examples decay to a
+    /// few per cent; 0 decays to zero). Absent in old checkpoints: 0.05.
+    #[serde(default = "default_final_lr_fraction")]
+    pub final_lr_fraction: f64,
+    /// DINO's own hyperparameters (temperatures, center, crops, prototypes).
     #[serde(default)]
-    pub teacher_temperature: Option<f64>,
-    /// DINO: the number of local crops, or `None` for
-    /// [`dino::DINO_LOCAL_VIEWS`] (4). `Some(0)` trains on the two global
-    /// views only (the multi-crop ablation of Caron et al. 2021, table 5).
-    /// Absent in old checkpoints: `None`.
+    pub dino: DinoOptions,
+    /// Barlow Twins' λ.
     #[serde(default)]
-    pub local_crops: Option<usize>,
+    pub barlow: BarlowOptions,
+    /// VICReg's three weights.
+    #[serde(default)]
+    pub vicreg: VicRegOptions,
+    /// MAE's mask ratio and decoder depth.
+    #[serde(default)]
+    pub mae: MaeOptions,
+    /// The jigsaw grid and permutation count.
+    #[serde(default)]
+    pub jigsaw: JigsawOptions,
+    /// Context prediction's patch size and gap.
+    #[serde(default)]
+    pub context: ContextOptions,
+}
+
+fn default_final_lr_fraction() -> f64 {
+    0.05
 }
 
 fn yes() -> bool {
@@ -322,9 +334,13 @@ impl PretrainConfig {
             augment_without: Vec::new(),
             predictor: true,
             stop_gradient: true,
-            centering: true,
-            teacher_temperature: None,
-            local_crops: None,
+            final_lr_fraction: default_final_lr_fraction(),
+            dino: DinoOptions::default(),
+            barlow: BarlowOptions::default(),
+            vicreg: VicRegOptions::default(),
+            mae: MaeOptions::default(),
+            jigsaw: JigsawOptions::default(),
+            context: ContextOptions::default(),
         };
         let adamw2 = OptimizerConfig::adamw(2e-3, 1e-4);
         match method {
@@ -382,20 +398,106 @@ impl PretrainConfig {
         if !(0.0..=1.0).contains(&self.ema_momentum) {
             candle_core::bail!("ema_momentum must be in [0, 1], got {}", self.ema_momentum);
         }
-        if (!self.centering || self.teacher_temperature.is_some() || self.local_crops.is_some()) && self.method != MethodName::Dino {
-            candle_core::bail!("centering = false / teacher_temperature / local_crops apply to dino only, not {}", self.method);
+        if !(0.0..=1.0).contains(&self.final_lr_fraction) {
+            candle_core::bail!("final_lr_fraction must be in [0, 1], got {}", self.final_lr_fraction);
         }
-        if let Some(t) = self.teacher_temperature {
-            if !(t.is_finite() && t > 0.0) {
-                candle_core::bail!("teacher_temperature must be positive, got {t}");
-            }
+        options::check_all(&self.dino, &self.barlow, &self.vicreg, &self.mae, &self.jigsaw, &self.context)?;
+        let unused = self.unused_settings();
+        if let Some(first) = unused.first() {
+            candle_core::bail!("{first} does not apply to {} (it is used by {})", self.method, Self::users(first).join(", "));
         }
-        let ablates = !self.predictor || !self.stop_gradient;
-        if ablates && !matches!(self.method, MethodName::Byol | MethodName::SimSiam) {
-            candle_core::bail!(
-                "predictor = false / stop_gradient = false apply to byol and simsiam only, not {}",
-                self.method
-            );
+        Ok(())
+    }
+
+    /// The methods a setting applies to (every method for the common ones).
+    fn users(setting: &str) -> Vec<&'static str> {
+        use MethodName as M;
+        let users: &[MethodName] = match setting {
+            "temperature" => &[M::SimClr, M::Moco],
+            "queue_size" => &[M::Moco],
+            "ema_momentum" => &[M::Moco, M::Byol, M::Dino],
+            "predictor" | "stop_gradient" => &[M::Byol, M::SimSiam],
+            "augment" => &[M::SimClr, M::Moco, M::Byol, M::SimSiam, M::Barlow, M::VicReg, M::Dino],
+            "augment_without" => &[M::SimClr, M::Moco, M::Byol, M::SimSiam, M::Barlow, M::VicReg],
+            "head_hidden" | "head_out" => &[M::SimClr, M::Moco, M::Byol, M::SimSiam, M::Barlow, M::VicReg, M::Dino],
+            "dino" => &[M::Dino],
+            "barlow" => &[M::Barlow],
+            "vicreg" => &[M::VicReg],
+            "mae" => &[M::Mae],
+            "jigsaw" => &[M::Jigsaw],
+            "context" => &[M::Context],
+            _ => &M::ALL,
+        };
+        users.iter().map(|m| m.as_str()).collect()
+    }
+
+    /// The settings changed from [`for_method`](Self::for_method)'s values
+    /// that `method` does not use (each would be silently ignored).
+    pub fn unused_settings(&self) -> Vec<&'static str> {
+        let d = Self::for_method(self.method);
+        let changed = [
+            ("temperature", self.temperature != d.temperature),
+            ("queue_size", self.queue_size != d.queue_size),
+            ("ema_momentum", self.ema_momentum != d.ema_momentum),
+            ("predictor", self.predictor != d.predictor),
+            ("stop_gradient", self.stop_gradient != d.stop_gradient),
+            ("augment", self.augment != d.augment),
+            ("augment_without", self.augment_without != d.augment_without),
+            ("head_hidden", self.head_hidden != d.head_hidden),
+            ("head_out", self.head_out != d.head_out),
+            ("dino", self.dino != d.dino),
+            ("barlow", self.barlow != d.barlow),
+            ("vicreg", self.vicreg != d.vicreg),
+            ("mae", self.mae != d.mae),
+            ("jigsaw", self.jigsaw != d.jigsaw),
+            ("context", self.context != d.context),
+        ];
+        let name = self.method.as_str();
+        changed.into_iter().filter(|&(s, c)| c && !Self::users(s).contains(&name)).map(|(s, _)| s).collect()
+    }
+
+    /// The settings `method` uses, as `name = value` pairs in the order of
+    /// the struct (what [`Display`](fmt::Display) prints).
+    pub fn settings(&self) -> Vec<(&'static str, String)> {
+        let mut all: Vec<(&'static str, String)> = vec![
+            ("method", self.method.to_string()),
+            ("steps", self.steps.to_string()),
+            ("batch_size", self.batch_size.to_string()),
+            ("seed", self.seed.to_string()),
+            ("optimizer", format!("{:?}", self.optimizer)),
+            ("warmup_steps", self.warmup_steps.to_string()),
+            ("final_lr_fraction", self.final_lr_fraction.to_string()),
+            ("encoder", format!("{:?}", self.encoder)),
+            ("head_hidden", self.head_hidden.to_string()),
+            ("head_out", self.head_out.to_string()),
+            ("temperature", self.temperature.to_string()),
+            ("ema_momentum", self.ema_momentum.to_string()),
+            ("queue_size", self.queue_size.to_string()),
+            ("augment", format!("{:?}", self.augment)),
+            ("augment_without", format!("{:?}", self.augment_without)),
+            ("predictor", self.predictor.to_string()),
+            ("stop_gradient", self.stop_gradient.to_string()),
+            ("dino", format!("{:?}", self.dino)),
+            ("barlow", format!("{:?}", self.barlow)),
+            ("vicreg", format!("{:?}", self.vicreg)),
+            ("mae", format!("{:?}", self.mae)),
+            ("jigsaw", format!("{:?}", self.jigsaw)),
+            ("context", format!("{:?}", self.context)),
+        ];
+        if !self.data.is_empty() {
+            all.push(("data", self.data.clone()));
+        }
+        let name = self.method.as_str();
+        all.retain(|(s, _)| Self::users(s).contains(&name) || *s == "data");
+        all
+    }
+}
+
+/// Every setting the run uses, one per line (settings of other methods left out).
+impl fmt::Display for PretrainConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (k, v) in self.settings() {
+            writeln!(f, "{k} = {v}")?;
         }
         Ok(())
     }
@@ -579,7 +681,7 @@ impl Pretrainer {
         let opt = config.optimizer.build(params.named_trainable_vars())?;
         let schedule = Schedule::WarmupCosine {
             peak: config.optimizer.lr,
-            end: 0.05 * config.optimizer.lr,
+            end: config.final_lr_fraction * config.optimizer.lr,
             warmup_steps: config.warmup_steps,
             total_steps: config.steps.max(1),
         };
@@ -799,9 +901,15 @@ mod tests {
         cfg.batch_size = 8;
         cfg.steps = 6;
         cfg.warmup_steps = 2;
-        cfg.head_hidden = 16;
-        cfg.head_out = 8;
-        cfg.queue_size = 64;
+        if PretrainConfig::users("head_out").contains(&method.as_str()) {
+            cfg.head_hidden = 16;
+            cfg.head_out = 8;
+        }
+        match method {
+            MethodName::Moco => cfg.queue_size = 64,
+            MethodName::Dino => cfg.dino.prototypes = 32,
+            _ => {}
+        }
         cfg
     }
 
@@ -895,13 +1003,82 @@ mod tests {
     #[test]
     fn the_dino_ablations_are_for_dino_only_and_checked() {
         let mut cfg = PretrainConfig::for_method(MethodName::SimClr);
-        cfg.centering = false;
-        assert!(cfg.check().unwrap_err().to_string().contains("centering"));
+        cfg.dino.centering = false;
+        assert!(cfg.check().unwrap_err().to_string().contains("dino does not apply to simclr (it is used by dino)"));
         let mut cfg = PretrainConfig::for_method(MethodName::Dino);
-        (cfg.centering, cfg.teacher_temperature) = (false, Some(0.1));
+        (cfg.dino.centering, cfg.dino.teacher_temperature) = (false, 0.1);
         cfg.check().unwrap();
-        cfg.teacher_temperature = Some(0.0);
-        assert!(cfg.check().unwrap_err().to_string().contains("teacher_temperature"));
+        cfg.dino.teacher_temperature = 0.0;
+        assert!(cfg.check().unwrap_err().to_string().contains("dino.teacher_temperature"));
+    }
+
+    /// A setting that the method would ignore is an error naming it and the
+    /// methods that use it; every method's own options are range-checked.
+    #[test]
+    fn settings_a_method_does_not_use_are_errors_naming_them() {
+        let err = |f: fn(&mut PretrainConfig), m: MethodName| {
+            let mut cfg = PretrainConfig::for_method(m);
+            f(&mut cfg);
+            cfg.check().err().map(|e| e.to_string().lines().next().unwrap_or_default().to_string()).unwrap_or_default()
+        };
+        assert_eq!(err(|c| c.temperature = 0.5, MethodName::Dino), "temperature does not apply to dino (it is used by simclr, moco)");
+        assert!(err(|c| c.temperature = 0.5, MethodName::SimClr).is_empty());
+        assert!(err(|c| c.queue_size = 10, MethodName::SimClr).starts_with("queue_size does not apply to simclr"));
+        assert!(err(|c| c.head_out = 10, MethodName::Rotation).starts_with("head_out does not apply to rotation"));
+        assert!(err(|c| c.barlow.lambda = 0.1, MethodName::VicReg).starts_with("barlow does not apply to vicreg"));
+        assert!(err(|c| c.vicreg.variance = 1.0, MethodName::Barlow).starts_with("vicreg does not apply"));
+        assert!(err(|c| c.mae.mask_ratio = 0.5, MethodName::SimClr).starts_with("mae does not apply"));
+        assert!(err(|c| c.augment_without = vec![AugmentStep::Crop], MethodName::Dino).starts_with("augment_without does not apply to dino"));
+        assert!(err(|c| c.mae.mask_ratio = 1.0, MethodName::Mae).contains("mae.mask_ratio"));
+        assert!(err(|c| c.vicreg.covariance = -1.0, MethodName::VicReg).contains("vicreg.covariance"));
+        assert!(err(|c| c.dino.global_crops = 0, MethodName::Dino).contains("global crop"));
+        assert!(err(|c| c.jigsaw.grid = 1, MethodName::Jigsaw).contains("grid"));
+        assert!(err(|c| c.final_lr_fraction = 2.0, MethodName::SimClr).contains("final_lr_fraction"));
+        // the printout lists what the method uses, and only that
+        let text = PretrainConfig::for_method(MethodName::Dino).to_string();
+        assert!(text.contains("teacher_temperature: 0.04") && text.contains("prototypes: 256") && text.contains("final_lr_fraction = 0.05"), "{text}");
+        assert!(!text.contains("temperature = ") && !text.contains("vicreg") && !text.contains("queue_size"), "{text}");
+        let text = PretrainConfig::for_method(MethodName::Rotation).to_string();
+        assert!(!text.contains("head_out") && text.contains("steps = 200"), "{text}");
+    }
+
+    /// Each option reaches the method: a changed λ, weight or ratio changes
+    /// the loss of the same step; DINO's teacher temperature follows its warm-up.
+    #[test]
+    fn method_options_change_the_training_step() {
+        let x = crate::data::shapes(8, 0).unwrap().images;
+        let first_loss = |cfg: &PretrainConfig| {
+            let params = Params::new(0);
+            let mut m = build_method(cfg, (1, 28, 28), &params, &Device::Cpu).unwrap();
+            m.loss(&x, &mut SeededRng::new(1)).unwrap().loss.to_scalar::<f32>().unwrap()
+        };
+        let changed: [(MethodName, fn(&mut PretrainConfig)); 6] = [
+            (MethodName::Barlow, |c| c.barlow.lambda = 0.5),
+            (MethodName::VicReg, |c| c.vicreg.covariance = 10.0),
+            (MethodName::Mae, |c| c.mae.mask_ratio = 0.5),
+            (MethodName::Dino, |c| c.dino.student_temperature = 0.3),
+            (MethodName::Jigsaw, |c| c.jigsaw.permutations = 10),
+            (MethodName::Context, |c| c.context.gap = 1),
+        ];
+        for (m, f) in changed {
+            let base = tests::tiny(m);
+            let mut other = base.clone();
+            f(&mut other);
+            other.check().unwrap();
+            assert_ne!(first_loss(&base), first_loss(&other), "{m}: the option changed nothing");
+        }
+        let warm = DinoOptions { warmup_teacher_temperature: 0.02, teacher_temperature: 0.06, teacher_warmup_steps: 4, ..Default::default() };
+        let at: Vec<f64> = (0..6).map(|k| warm.teacher_temperature_at(k)).collect();
+        assert!((at[0] - 0.02).abs() < 1e-12 && (at[2] - 0.04).abs() < 1e-12 && at[4] == 0.06 && at[5] == 0.06, "{at:?}");
+        // MAE's decoder depth is the number of decoder blocks
+        let params = |depth| {
+            let mut cfg = tests::tiny(MethodName::Mae);
+            cfg.mae.decoder_depth = depth;
+            let p = Params::new(0);
+            build_method(&cfg, (1, 28, 28), &p, &Device::Cpu).unwrap();
+            p.named_trainable_vars().len()
+        };
+        assert!(params(2) > params(1));
     }
 
     #[test]

@@ -23,15 +23,14 @@ use crate::rng::SeededRng;
 use candle_core::{ModuleT, Result, Tensor};
 use candle_nn::VarBuilder;
 
-/// The weights `(λ, μ, ν)` of the invariance, variance and covariance terms of \[0\].
-pub const VICREG_WEIGHTS: (f64, f64, f64) = (25.0, 25.0, 1.0);
-
 /// VICReg: encoder `enc.*` and expander `proj.*`.
 pub struct VicReg {
     encoder: Encoder,
     projector: ProjectionHead,
     augment: Compose,
     last_parts: Vec<(&'static str, f64)>,
+    /// `(λ, μ, ν)`: the weights of the invariance, variance and covariance terms.
+    weights: (f64, f64, f64),
 }
 
 impl VicReg {
@@ -39,7 +38,8 @@ impl VicReg {
     pub fn new(cfg: &PretrainConfig, shape: (usize, usize, usize), vb: VarBuilder) -> Result<Self> {
         let encoder = EncoderConfig::with_in_channels(&cfg.encoder, shape.0).init(vb.pp("enc"))?;
         let projector = vicreg_projection_head(encoder.feature_dim(), cfg.head_hidden, cfg.head_out, vb.pp("proj"))?;
-        Ok(Self { encoder, projector, augment: cfg.augmentation(shape), last_parts: Vec::new() })
+        let w = &cfg.vicreg;
+        Ok(Self { encoder, projector, augment: cfg.augmentation(shape), last_parts: Vec::new(), weights: (w.invariance, w.variance, w.covariance) })
     }
 }
 
@@ -52,7 +52,7 @@ impl Method for VicReg {
         let views = stacked_views(&self.augment, images, rng)?;
         let z = self.projector.forward_t(&self.encoder.forward_t(&views, true)?, true)?;
         let (z1, z2) = split_views(&z)?;
-        let (l, m, n) = VICREG_WEIGHTS;
+        let (l, m, n) = self.weights;
         // the loss of `loss::vicreg`, from its terms, which are also reported
         let (inv, var, cov) = vicreg_terms(&z1, &z2)?;
         let loss = (((&inv * l)? + (&var * m)?)? + (&cov * n)?)?;
