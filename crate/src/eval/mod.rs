@@ -144,7 +144,7 @@ pub fn linear_probe(
     for step in 1..=cfg.steps {
         let loss = cross_entropy(&head.forward(&xtr)?, &ytr)?;
         finite_loss(&loss, step, "linear probe")?;
-        candle_nn::Optimizer::backward_step(&mut opt, &loss)?;
+        opt.backward_step(&loss)?;
     }
     Ok(ProbeResult {
         accuracy: accuracy(&head.forward(&xte)?, &yte)?,

@@ -24,7 +24,7 @@
 //!
 //! The checkpointed state holds the teacher's tensors.
 
-use super::{split_views};
+use super::{per_view, split_views};
 use super::{load_teacher_state, teacher_state, Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
 use crate::augment::{byol as byol_augment, TwoViews};
 use crate::loss::{byol, l2_normalize, row_cosine};
@@ -102,11 +102,12 @@ impl Method for Byol {
     fn loss(&mut self, images: &Tensor, rng: &mut SeededRng) -> Result<StepOutput> {
         let (v1, v2) = self.augment.views(images, rng)?;
         let views = Tensor::cat(&[v1, v2], 0)?;
-        let online = self.projector.forward_t(&self.encoder.forward_t(&views, true)?, true)?;
+        // batch norm per view, as in BYOL's code
+        let online = per_view(&views, |v| self.projector.forward_t(&self.encoder.forward_t(v, true)?, true))?;
         self.last_parts = super::collapse_parts(&split_views(&online)?.0)?;
-        let p = if self.use_predictor { self.predictor.forward_t(&online, true)? } else { online.clone() };
+        let p = if self.use_predictor { per_view(&online, |o| self.predictor.forward_t(o, true))? } else { online.clone() };
         let z = if self.stop_gradient {
-            self.target_projector.forward_t(&self.target_encoder.forward_t(&views, true)?, true)?.detach()
+            per_view(&views, |v| self.target_projector.forward_t(&self.target_encoder.forward_t(v, true)?, true))?.detach()
         } else {
             // the ablation: the online network is its own target, gradient and all
             online

@@ -41,13 +41,16 @@
 //! 2e-3. Batch norm centres the features, so random-init keys are spread:
 //! the same run then learns (accuracy 0.20, k-NN 60.2 % vs 53.2 % at random
 //! init), and m = 0 fails as in table 4 of \[0\] (loss log K, k-NN 42 %).
-//! There is no shuffling BN (one device), and no sign of the batch-statistics
-//! shortcut it prevents at these sizes.
+//! Shuffling BN on one device: each view's batch is cut into
+//! `cfg.shuffle_bn_splits` sub-batches (4) with their own batch-norm
+//! statistics, in order for the queries and in a random order for the keys,
+//! so a query and its positive key are not normalised with the same
+//! statistics (the shortcut §3.3 of \[0\] closes).
 //!
 //! The checkpointed state holds the teacher's tensors and the queue, so a
 //! resumed run is identical to an uninterrupted one.
 
-use super::{stacked_views, split_views};
+use super::{split_forward, split_views, stacked_views};
 use super::{load_teacher_state, teacher_state, Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
 use crate::augment::Compose;
 use crate::loss::{accuracy, cross_entropy, moco_logits};
@@ -72,6 +75,8 @@ pub struct Moco {
     augment: Compose,
     temperature: f64,
     momentum: f64,
+    /// Sub-batches of the shuffling batch norm.
+    bn_splits: usize,
 }
 
 impl Moco {
@@ -102,6 +107,7 @@ impl Moco {
             augment: cfg.augmentation(shape),
             temperature: cfg.temperature,
             momentum: cfg.ema_momentum,
+            bn_splits: cfg.shuffle_bn_splits,
         })
     }
 
@@ -139,10 +145,16 @@ impl Method for Moco {
             candle_core::bail!("moco: the batch ({b}) is larger than the queue ({})", self.queue.capacity());
         }
         let views = stacked_views(&self.augment, images, rng)?;
-        let q = self.head.forward_t(&self.encoder.forward_t(&views, true)?, true)?;
-        let k = self.key_head.forward_t(&self.key_encoder.forward_t(&views, true)?, true)?.detach();
-        let (q1, q2) = split_views(&q)?;
-        let (k1, k2) = split_views(&k)?;
+        let (v1, v2) = split_views(&views)?;
+        // shuffling batch norm: per view, sub-batches in order for the
+        // queries, in a random order for the keys
+        let s = self.bn_splits;
+        let query = |x: &Tensor| self.head.forward_t(&self.encoder.forward_t(x, true)?, true);
+        let key = |x: &Tensor| self.key_head.forward_t(&self.key_encoder.forward_t(x, true)?, true);
+        let (q1, q2) = (split_forward(&v1, s, None, query)?, split_forward(&v2, s, None, query)?);
+        let (o1, o2) = (rng.permutation(b), rng.permutation(b));
+        let k1 = split_forward(&v1, s, Some(&o1), key)?.detach();
+        let k2 = split_forward(&v2, s, Some(&o2), key)?.detach();
         let queue = self.queue.tensor();
         let logits = Tensor::cat(
             &[moco_logits(&q1, &k2, &queue, self.temperature)?, moco_logits(&q2, &k1, &queue, self.temperature)?],

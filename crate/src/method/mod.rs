@@ -178,6 +178,15 @@ pub struct PretrainConfig {
     /// MoCo's queue length K (number of negative keys); 0 means 16 × `batch_size`.
     #[serde(default)]
     pub queue_size: usize,
+    /// MoCo's shuffling batch norm on one device: each view's batch is cut
+    /// into this many sub-batches with their own batch-norm statistics (as on
+    /// that many GPUs, §3.3 of He et al. 2020), taken in order for the
+    /// queries and in a random order for the keys, so a query and its key are
+    /// not normalised together. MoCo v2 ran 8 GPUs of 32 images; the default
+    /// 4 gives 32 per sub-batch at MoCo's batch of 128. 1 turns it off.
+    /// Absent in old checkpoints: 1.
+    #[serde(default = "one")]
+    pub shuffle_bn_splits: usize,
     /// The augmentations of the two-view methods (SimCLR, MoCo, SimSiam,
     /// Barlow Twins, VICReg). Absent in old checkpoints: `auto`.
     #[serde(default)]
@@ -229,6 +238,10 @@ fn default_final_lr_fraction() -> f64 {
 
 fn yes() -> bool {
     true
+}
+
+fn one() -> usize {
+    1
 }
 
 /// One step of an augmentation pipeline, for [`PretrainConfig::augment_without`].
@@ -330,6 +343,7 @@ impl PretrainConfig {
             data: String::new(),
             ema_momentum: default_ema_momentum(),
             queue_size: 0,
+            shuffle_bn_splits: 4,
             augment: AugmentPreset::Auto,
             augment_without: Vec::new(),
             predictor: true,
@@ -398,6 +412,9 @@ impl PretrainConfig {
         if !(0.0..=1.0).contains(&self.ema_momentum) {
             candle_core::bail!("ema_momentum must be in [0, 1], got {}", self.ema_momentum);
         }
+        if self.shuffle_bn_splits == 0 {
+            candle_core::bail!("shuffle_bn_splits must be at least 1 (1: no split), got 0");
+        }
         if !(0.0..=1.0).contains(&self.final_lr_fraction) {
             candle_core::bail!("final_lr_fraction must be in [0, 1], got {}", self.final_lr_fraction);
         }
@@ -414,7 +431,7 @@ impl PretrainConfig {
         use MethodName as M;
         let users: &[MethodName] = match setting {
             "temperature" => &[M::SimClr, M::Moco],
-            "queue_size" => &[M::Moco],
+            "queue_size" | "shuffle_bn_splits" => &[M::Moco],
             "ema_momentum" => &[M::Moco, M::Byol, M::Dino],
             "predictor" | "stop_gradient" => &[M::Byol, M::SimSiam],
             "augment" => &[M::SimClr, M::Moco, M::Byol, M::SimSiam, M::Barlow, M::VicReg, M::Dino],
@@ -438,6 +455,7 @@ impl PretrainConfig {
         let changed = [
             ("temperature", self.temperature != d.temperature),
             ("queue_size", self.queue_size != d.queue_size),
+            ("shuffle_bn_splits", self.shuffle_bn_splits != d.shuffle_bn_splits),
             ("ema_momentum", self.ema_momentum != d.ema_momentum),
             ("predictor", self.predictor != d.predictor),
             ("stop_gradient", self.stop_gradient != d.stop_gradient),
@@ -473,6 +491,7 @@ impl PretrainConfig {
             ("temperature", self.temperature.to_string()),
             ("ema_momentum", self.ema_momentum.to_string()),
             ("queue_size", self.queue_size.to_string()),
+            ("shuffle_bn_splits", self.shuffle_bn_splits.to_string()),
             ("augment", format!("{:?}", self.augment)),
             ("augment_without", format!("{:?}", self.augment_without)),
             ("predictor", self.predictor.to_string()),
@@ -605,6 +624,49 @@ impl PretextImages {
 pub(crate) fn stacked_views(augment: &crate::augment::Compose, images: &Tensor, rng: &mut SeededRng) -> Result<Tensor> {
     use crate::augment::Transform;
     Tensor::cat(&[augment.apply(images, rng)?, augment.apply(images, rng)?], 0)
+}
+
+/// `f` on each view of a `(2B, …)` stack separately, concatenated: every
+/// batch norm inside `f` normalises one view's batch, as the reference code
+/// of BYOL, SimSiam, Barlow Twins and VICReg does (`z1 = f(x1); z2 = f(x2)`,
+/// also lightly's examples). SimCLR's reference normalises both views
+/// together, which is what calling `f` on the stack does.
+pub(crate) fn per_view(views: &Tensor, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    let (a, b) = split_views(views)?;
+    Tensor::cat(&[f(&a)?, f(&b)?], 0)
+}
+
+/// `f` on `x (N, …)` cut into `splits` sub-batches of (nearly) equal size,
+/// at least 2 rows each, so that batch norm inside `f` uses each sub-batch's
+/// own statistics (as on `splits` devices). With `order`, the sub-batches
+/// take the rows in that order and the result comes back in the original
+/// one: MoCo's shuffling batch norm.
+pub(crate) fn split_forward(x: &Tensor, splits: usize, order: Option<&[usize]>, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    let n = x.dim(0)?;
+    let splits = splits.clamp(1, (n / 2).max(1));
+    let index = |ids: Vec<u32>| Tensor::from_vec(ids, n, x.device());
+    let xs = match order {
+        Some(o) => x.index_select(&index(o.iter().map(|&i| i as u32).collect())?, 0)?,
+        None => x.clone(),
+    };
+    let mut outs = Vec::with_capacity(splits);
+    let mut start = 0;
+    for i in 0..splits {
+        let len = n / splits + usize::from(i < n % splits);
+        outs.push(f(&xs.narrow(0, start, len)?)?);
+        start += len;
+    }
+    let y = Tensor::cat(&outs, 0)?;
+    match order {
+        Some(o) => {
+            let mut inverse = vec![0u32; n];
+            for (pos, &i) in o.iter().enumerate() {
+                inverse[i] = pos as u32;
+            }
+            y.index_select(&index(inverse)?, 0)
+        }
+        None => Ok(y),
+    }
 }
 
 /// Splits a `(2B, …)` result of [`stacked_views`] into the two views' halves.
@@ -1079,6 +1141,38 @@ mod tests {
             p.named_trainable_vars().len()
         };
         assert!(params(2) > params(1));
+    }
+
+    /// Batch norm sees one view at a time (`per_view`), or one sub-batch at
+    /// a time in a given order (`split_forward`, MoCo's shuffling BN): each
+    /// group is standardised on its own statistics, and the rows come back
+    /// in their original order.
+    #[test]
+    fn per_view_and_split_batch_norm_statistics() {
+        let dev = Device::Cpu;
+        let params = Params::new(0);
+        let bn = crate::nn::batch_norm(3, false, params.builder(&dev).pp("bn")).unwrap();
+        let x = SeededRng::new(0).randn((12, 3), 1.0, &dev).unwrap();
+        let x = x.broadcast_add(&Tensor::new(&[[0f32, 5., -5.]], &dev).unwrap()).unwrap();
+        let f = |t: &Tensor| candle_core::ModuleT::forward_t(&bn, t, true);
+        let col_means = |t: &Tensor| t.mean(0).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let y = per_view(&x, f).unwrap();
+        let (a, b) = split_views(&y).unwrap();
+        assert!(col_means(&a) < 1e-5 && col_means(&b) < 1e-5);
+        // on the stack the halves are not centred each (their raw means differ)
+        let joint = f(&x).unwrap();
+        assert!(col_means(&split_views(&joint).unwrap().0) > 1e-3);
+        // the identity comes back in order, whatever the shuffle
+        let order = SeededRng::new(1).permutation(12);
+        assert_eq!(split_forward(&x, 3, Some(&order), |t| Ok(t.clone())).unwrap().to_vec2::<f32>().unwrap(), x.to_vec2::<f32>().unwrap());
+        // shuffled sub-batches of 4: rows order[0..4] are standardised together
+        let y = split_forward(&x, 3, Some(&order), f).unwrap();
+        let group = Tensor::from_vec(order[..4].iter().map(|&i| i as u32).collect::<Vec<_>>(), 4, &dev).unwrap();
+        assert!(col_means(&y.index_select(&group, 0).unwrap()) < 1e-5);
+        let first4 = Tensor::new(&[0u32, 1, 2, 3], &dev).unwrap();
+        assert!(col_means(&y.index_select(&first4, 0).unwrap()) > 1e-3 || order[..4].iter().all(|&i| i < 4));
+        // never fewer than 2 rows per sub-batch
+        assert_eq!(split_forward(&x, 100, None, |t| Ok(Tensor::new(&[t.dim(0).unwrap() as f32], &dev)?)).unwrap().to_vec1::<f32>().unwrap(), vec![2.0; 6]);
     }
 
     #[test]

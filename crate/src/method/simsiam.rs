@@ -14,7 +14,7 @@
 //! [`negative_cosine`]) and the predictor prevent collapse. Augmentations:
 //! [`crate::augment::simclr`]. Logged metric: the mean cosine similarity −L.
 
-use super::{stacked_views, split_views};
+use super::{per_view, stacked_views, split_views};
 use super::{Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
 use crate::augment::Compose;
 use crate::loss::{negative_cosine, row_cosine};
@@ -60,8 +60,9 @@ impl Method for SimSiam {
 
     fn loss(&mut self, images: &Tensor, rng: &mut SeededRng) -> Result<StepOutput> {
         let views = stacked_views(&self.augment, images, rng)?;
-        let z = self.projector.forward_t(&self.encoder.forward_t(&views, true)?, true)?;
-        let p = if self.use_predictor { self.predictor.forward_t(&z, true)? } else { z.clone() };
+        // batch norm per view, as in SimSiam's code
+        let z = per_view(&views, |v| self.projector.forward_t(&self.encoder.forward_t(v, true)?, true))?;
+        let p = if self.use_predictor { per_view(&z, |z| self.predictor.forward_t(z, true))? } else { z.clone() };
         let (z1, z2) = split_views(&z)?;
         let (p1, p2) = split_views(&p)?;
         let d = |p: &Tensor, z: &Tensor| -> Result<Tensor> {

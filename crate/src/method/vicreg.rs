@@ -14,7 +14,7 @@
 //! Augmentations: [`crate::augment::simclr`]; expander
 //! [`vicreg_projection_head`]. Logged metric: the invariance term `s`.
 
-use super::{stacked_views, split_views};
+use super::{per_view, stacked_views, split_views};
 use super::{Encoder, EncoderConfig, Method, PretrainConfig, StepOutput};
 use crate::augment::Compose;
 use crate::loss::vicreg_terms;
@@ -50,7 +50,8 @@ impl Method for VicReg {
 
     fn loss(&mut self, images: &Tensor, rng: &mut SeededRng) -> Result<StepOutput> {
         let views = stacked_views(&self.augment, images, rng)?;
-        let z = self.projector.forward_t(&self.encoder.forward_t(&views, true)?, true)?;
+        // batch norm per view, as in VICReg's code
+        let z = per_view(&views, |v| self.projector.forward_t(&self.encoder.forward_t(v, true)?, true))?;
         let (z1, z2) = split_views(&z)?;
         let (l, m, n) = self.weights;
         // the loss of `loss::vicreg`, from its terms, which are also reported

@@ -22,7 +22,6 @@ use crate::nn::{Linear, Params, SmallCnn};
 use crate::pretext::rotation_batch;
 use crate::rng::SeededRng;
 use candle_core::{Device, Module, ModuleT, Result, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
 /// Optimiser and budget of one training run (AdamW).
@@ -34,7 +33,8 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// AdamW learning rate.
     pub lr: f64,
-    /// AdamW decoupled weight decay (applied to every parameter).
+    /// AdamW decoupled weight decay (on weight matrices and kernels; never
+    /// on biases and norm parameters).
     pub weight_decay: f64,
 }
 
@@ -54,10 +54,12 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// An AdamW optimiser over `params` with these settings.
-    pub fn optimizer(&self, params: &Params) -> Result<AdamW> {
+    /// An AdamW optimiser over `params` with these settings: the crate's
+    /// own (per-parameter bias correction; no weight decay on biases and
+    /// norm parameters, as lightly and solo-learn configure it).
+    pub fn optimizer(&self, params: &Params) -> Result<Optim> {
         self.check()?;
-        AdamW::new(params.vars(), ParamsAdamW { lr: self.lr, weight_decay: self.weight_decay, ..Default::default() })
+        OptimizerConfig::adamw(self.lr, self.weight_decay).build(params.named_trainable_vars())
     }
 }
 

@@ -113,7 +113,7 @@ impl OptimizerConfig {
     /// An optimiser over the named variables.
     pub fn build(&self, vars: Vec<(String, Var)>) -> Result<Optim> {
         self.check()?;
-        Ok(Optim { cfg: self.clone(), vars, lr: self.lr, t: 0, state: HashMap::new() })
+        Ok(Optim { cfg: self.clone(), vars, lr: self.lr, t: 0, state: HashMap::new(), updates: HashMap::new() })
     }
 }
 
@@ -125,6 +125,10 @@ pub struct Optim {
     t: usize,
     /// `"<var>/<slot>"` → buffer (momentum, Adam's m and v).
     state: HashMap<String, Tensor>,
+    /// Updates each variable has received (AdamW's bias correction counts
+    /// these, as torch's `state['step']`: a variable without a gradient in
+    /// some steps is not corrected as if it had been updated).
+    updates: HashMap<String, usize>,
 }
 
 impl Optim {
@@ -188,10 +192,14 @@ impl Optim {
     pub fn step(&mut self, grads: &GradStore) -> Result<()> {
         self.check_finite(grads)?;
         self.t += 1;
-        let t = self.t;
         let lr = self.lr;
         for (name, var) in &self.vars {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
+            let t = {
+                let n = self.updates.entry(name.clone()).or_insert(0);
+                *n += 1;
+                *n
+            };
             let p = var.as_tensor().detach();
             let wd = if p.rank() >= 2 || self.cfg.decay_1d { self.cfg.weight_decay } else { 0.0 };
             let new = match self.cfg.kind {
@@ -237,18 +245,31 @@ impl Optim {
     }
 
     /// The optimiser's buffers by name (`"<var>/momentum"`, `"<var>/m"`,
-    /// `"<var>/v"`), for checkpoints.
+    /// `"<var>/v"`) and each variable's update count (`"<var>/updates"`, one
+    /// f32, exact below 2²⁴), for checkpoints.
     pub fn state(&self) -> HashMap<String, Tensor> {
-        self.state.clone()
+        let mut s = self.state.clone();
+        let dev = self.vars.first().map(|(_, v)| v.device().clone()).unwrap_or(candle_core::Device::Cpu);
+        for (name, &n) in &self.updates {
+            if let Ok(t) = Tensor::new(&[n as f32], &dev) {
+                s.insert(format!("{name}/{UPDATES}"), t);
+            }
+        }
+        s
     }
 
     /// Restores buffers saved by [`Optim::state`] and the step count.
     /// Buffers whose variable is unknown or whose shape differs are an error.
     pub fn load_state(&mut self, state: HashMap<String, Tensor>, steps_taken: usize) -> Result<()> {
         let shapes: HashMap<&str, &Var> = self.vars.iter().map(|(n, v)| (n.as_str(), v)).collect();
+        let mut updates = HashMap::new();
         for (key, t) in &state {
-            let var = key.rsplit_once('/').and_then(|(n, _)| shapes.get(n));
+            let (name, slot) = key.rsplit_once('/').unwrap_or((key.as_str(), ""));
+            let var = shapes.get(name);
             match var {
+                Some(_) if slot == UPDATES && t.elem_count() == 1 => {
+                    updates.insert(name.to_string(), t.to_dtype(candle_core::DType::F32)?.flatten_all()?.get(0)?.to_scalar::<f32>()? as usize);
+                }
                 Some(v) if v.dims() == t.dims() => {}
                 Some(v) => candle_core::bail!(
                     "optimizer state {key}: shape {:?} does not match the parameter's {:?}",
@@ -258,6 +279,17 @@ impl Optim {
                 None => candle_core::bail!("optimizer state {key}: no such parameter in the model"),
             }
         }
+        // checkpoints from before per-variable counts: every variable with a
+        // buffer had been updated at every step
+        if updates.is_empty() {
+            for key in state.keys() {
+                if let Some((name, _)) = key.rsplit_once('/') {
+                    updates.insert(name.to_string(), steps_taken);
+                }
+            }
+        }
+        let state: HashMap<String, Tensor> = state.into_iter().filter(|(k, _)| !k.ends_with(&format!("/{UPDATES}"))).collect();
+        self.updates = updates;
         let dev = self.vars.first().map(|(_, v)| v.device().clone());
         self.state = match dev {
             Some(dev) => state.into_iter().map(|(k, t)| Ok((k, t.to_device(&dev)?))).collect::<Result<_>>()?,
@@ -267,6 +299,9 @@ impl Optim {
         Ok(())
     }
 }
+
+/// The slot of a variable's update count in [`Optim::state`].
+const UPDATES: &str = "updates";
 
 /// torch's momentum buffer update; returns the direction to step along.
 fn momentum_step(state: &mut HashMap<String, Tensor>, name: &str, d: Tensor, momentum: f64, nesterov: bool) -> Result<Tensor> {
@@ -367,6 +402,33 @@ mod tests {
         assert_eq!(opt.steps_taken(), 1);
     }
 
+    /// AdamW's bias correction counts each parameter's own updates, as
+    /// torch does (`state['step']` per parameter):
+    /// ```python
+    /// w = torch.tensor([1., 2.], requires_grad=True); b = torch.tensor([3.], requires_grad=True)
+    /// opt = torch.optim.AdamW([w, b], lr=0.1, weight_decay=0.0)
+    /// (w**2).sum().backward(); opt.step(); opt.zero_grad()      # b has no gradient
+    /// ((w**2).sum() + (b**2).sum()).backward(); opt.step()
+    /// b   # tensor([2.9000]): b's first update, lr · g/|g| (with one global step count: 2.9256)
+    /// ```
+    #[test]
+    fn adamw_counts_steps_per_parameter() {
+        let dev = Device::Cpu;
+        let w = Var::new(&[1f32, 2.], &dev).unwrap();
+        let b = Var::new(&[3f32], &dev).unwrap();
+        let vars = vec![("w".to_string(), w.clone()), ("b".to_string(), b.clone())];
+        let mut opt = OptimizerConfig::adamw(0.1, 0.0).build(vars.clone()).unwrap();
+        opt.backward_step(&w.as_tensor().sqr().unwrap().sum_all().unwrap()).unwrap();
+        let both = (w.as_tensor().sqr().unwrap().sum_all().unwrap() + b.as_tensor().sqr().unwrap().sum_all().unwrap()).unwrap();
+        // the counts survive a checkpoint
+        let mut resumed = OptimizerConfig::adamw(0.1, 0.0).build(vars).unwrap();
+        resumed.load_state(opt.state(), opt.steps_taken()).unwrap();
+        resumed.backward_step(&both).unwrap();
+        let got = b.as_tensor().to_vec1::<f32>().unwrap()[0];
+        assert!((got - 2.9).abs() < 1e-6, "{got}");
+        assert_eq!((resumed.updates["w"], resumed.updates["b"]), (2, 1));
+    }
+
     #[test]
     fn state_round_trips_and_bad_settings_are_rejected() {
         let dev = Device::Cpu;
@@ -374,7 +436,7 @@ mod tests {
         let mut opt = OptimizerConfig::adamw(0.1, 0.0).build(vec![("w".into(), w.clone())]).unwrap();
         opt.backward_step(&w.as_tensor().sqr().unwrap().sum_all().unwrap()).unwrap();
         let st = opt.state();
-        assert_eq!(st.len(), 2);
+        assert_eq!(st.len(), 3); // m, v and the update count
         let mut other = OptimizerConfig::adamw(0.1, 0.0).build(vec![("w".into(), w.clone())]).unwrap();
         other.load_state(st, 1).unwrap();
         assert_eq!(other.steps_taken(), 1);
