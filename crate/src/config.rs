@@ -736,6 +736,22 @@ impl MultimodalConfig {
     }
 }
 
+/// The sweep of section 24.1: [`WhySslConfig::protocol_at`] for every
+/// budget and repetition.
+impl From<&WhySslConfig> for crate::eval::LabelBudgets {
+    fn from(c: &WhySslConfig) -> Self {
+        crate::eval::LabelBudgets::new(&c.labels_per_class, c.repeats, c.seed, |k, r| c.protocol_at(k, r))
+    }
+}
+
+/// The label curve of section 25.1: one subset per budget, drawn by
+/// [`ContrastiveConfig::protocol_with`].
+impl From<&ContrastiveConfig> for crate::eval::LabelBudgets {
+    fn from(c: &ContrastiveConfig) -> Self {
+        crate::eval::LabelBudgets::new(&c.label_budgets, 1, c.seed, |k, _| c.protocol_with(k))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

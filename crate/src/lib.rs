@@ -20,7 +20,8 @@
 //! | [`nn`] | seeded parameters; small CNN, ResNet, ViT (+ MAE decoder), text and sequence transformers, 1-D CNN; projection/prediction heads; EMA teacher; MoCo queue; differentiable softmax/layer norm; fast im2col convolution |
 //! | [`loss`] | contrastive (InfoNCE, NT-Xent, MoCo, CLIP), distillation (SimSiam, BYOL, DINO) and redundancy-reduction (Barlow Twins, VICReg) losses, cross-entropy |
 //! | [`train`] | SGD/LARS/AdamW with checkpointable state, warm-up + cosine schedules, step samplers, atomic checkpoints, loss history |
-//! | [`eval`] | linear probe, weighted k-NN, fine-tuning, label-efficiency sweep, collapse diagnostics |
+//! | [`metrics`] | numbers of a batch of embeddings: std, singular values, effective rank, alignment, uniformity; the host eigen solver |
+//! | [`eval`] | linear probe, weighted k-NN, fine-tuning, label-efficiency sweep, collapse tables and verdicts |
 //! | [`method`] | pretraining methods (RotNet … DINO) and the resumable [`method::Pretrainer`] |
 //! | [`plot`] | loss curves, image grids, PCA scatter, heatmaps and attention maps, tables: inline in Jupyter (evcxr), saved as SVG/PNG |
 //! | [`bench`](mod@bench) | the CPU training-step benchmark, the same step as the PyTorch reference |
@@ -58,6 +59,7 @@ pub mod interrupt;
 pub mod method;
 pub mod multimodal;
 pub mod language;
+pub mod metrics;
 pub mod loss;
 pub mod nn;
 pub mod plot;

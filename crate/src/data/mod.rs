@@ -498,6 +498,23 @@ pub fn load_corpus(
     }
 }
 
+/// `f` applied to `x` in slices of `batch` rows along the first axis,
+/// detached and gathered on the CPU: the batched feature extraction behind
+/// every `features` of the crate. `what` names the inputs in the error for
+/// an empty `x`.
+pub(crate) fn map_batches(x: &Tensor, batch: usize, what: &str, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    let n = x.dim(0)?;
+    if n == 0 {
+        candle_core::bail!("features: no {what}");
+    }
+    let batch = batch.max(1);
+    let mut out = Vec::new();
+    for start in (0..n).step_by(batch) {
+        out.push(f(&x.narrow(0, start, batch.min(n - start))?)?.detach().to_device(&Device::Cpu)?);
+    }
+    Tensor::cat(&out, 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,7 @@
 //! The label-efficiency sweep of section 24.1: accuracy against the number
 //! of labels per class, for a pretrained encoder and for training from scratch.
 
-use super::{linear_probe, mean_std, trivial_rates, verdict, TrivialRates, Verdict};
-use crate::config::{ContrastiveConfig, WhySslConfig};
+use super::{linear_probe, mean_std, trivial_rates, verdict, FewLabelProtocol, TrivialRates, Verdict};
 use crate::data::ImageDataset;
 use crate::method::{EncoderConfig, Pretrainer};
 use crate::plot::{LinePlot, Table};
@@ -21,6 +20,42 @@ pub struct LabelEfficiency {
     /// Uniform chance and the majority class of the test split.
     #[serde(default)]
     pub trivial: Option<TrivialRates>,
+}
+
+/// The budgets of a label-efficiency sweep, as data: the labels per class
+/// and, at each budget, the few-label protocol of every labelled subset
+/// (`protocols[i][r]`: budget `i`, repetition `r`). The chapter configs
+/// convert into it (`(&WhySslConfig).into()`, `(&ContrastiveConfig).into()`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelBudgets {
+    /// The budgets, in labels per class.
+    pub labels_per_class: Vec<usize>,
+    /// The protocols, one list of repetitions per budget.
+    pub protocols: Vec<Vec<FewLabelProtocol>>,
+    /// The seed the protocols were derived from (named in the caption).
+    pub seed: u64,
+}
+
+impl LabelBudgets {
+    /// `repeats` protocols `protocol_at(k, r)` at each budget `k`.
+    pub fn new(labels_per_class: &[usize], repeats: usize, seed: u64, protocol_at: impl Fn(usize, usize) -> FewLabelProtocol) -> Self {
+        let protocols = labels_per_class.iter().map(|&k| (0..repeats).map(|r| protocol_at(k, r)).collect()).collect();
+        Self { labels_per_class: labels_per_class.to_vec(), protocols, seed }
+    }
+
+    /// The repetitions per budget; an error naming `what` unless there is
+    /// at least one budget and the same, positive number of protocols at each.
+    fn repeats(&self, what: &str) -> Result<usize> {
+        let repeats = self.protocols.first().map_or(0, Vec::len);
+        if self.labels_per_class.is_empty() || repeats == 0 || self.protocols.len() != self.labels_per_class.len() || self.protocols.iter().any(|p| p.len() != repeats) {
+            candle_core::bail!(
+                "{what} needs at least one label budget and one labelled subset per budget, got budgets {:?} with {:?} subsets",
+                self.labels_per_class,
+                self.protocols.iter().map(Vec::len).collect::<Vec<_>>()
+            );
+        }
+        Ok(repeats)
+    }
 }
 
 fn mean_and_std(xs: &[f64]) -> (f64, f64) {
@@ -86,20 +121,19 @@ impl LabelEfficiency {
 
 /// The label-efficiency curve of a pretraining run (the UvA SimCLR
 /// tutorial's table, on our data): at each budget of
-/// [`ContrastiveConfig::label_budgets`] labels per class, a linear probe and
+/// `budgets` (e.g. `ContrastiveConfig::label_budgets`), a linear probe and
 /// k-NN on `run`'s frozen features (`"{name} + linear"`, `"{name} + kNN"`),
 /// the same encoder untrained with the same probe (`"random init + linear"`),
 /// and the same encoder trained end to end on those labels alone
 /// (`"from scratch"`), all on the labelled subset that
-/// [`ContrastiveConfig::protocol_with`] draws and measured on `test`.
-pub fn label_curve(name: &str, run: &Pretrainer, train: &ImageDataset, test: &ImageDataset, cfg: &ContrastiveConfig) -> Result<LabelEfficiency> {
-    if cfg.label_budgets.is_empty() {
-        candle_core::bail!("label_curve needs at least one label budget, got {:?}", cfg.label_budgets);
-    }
+/// the budget's first protocol draws and measured on `test`.
+pub fn label_curve(name: &str, run: &Pretrainer, train: &ImageDataset, test: &ImageDataset, budgets: impl Into<LabelBudgets>) -> Result<LabelEfficiency> {
+    let cfg: LabelBudgets = budgets.into();
+    cfg.repeats("label_curve")?;
     let names = [format!("{name} + linear"), format!("{name} + kNN"), "random init + linear".to_string(), "from scratch".to_string()];
     let mut arms: Vec<(String, Vec<Vec<f64>>)> = names.iter().map(|n| (n.clone(), Vec::new())).collect();
-    for &k in &cfg.label_budgets {
-        let proto = cfg.protocol_with(k);
+    for protos in &cfg.protocols {
+        let proto = &protos[0];
         let labelled = proto.labelled(train)?;
         let row = proto.evaluate_run(name, run, &labelled, test, false)?;
         let random = proto.random_init(run.config(), &labelled, test, run.device())?;
@@ -115,19 +149,20 @@ pub fn label_curve(name: &str, run: &Pretrainer, train: &ImageDataset, test: &Im
          from scratch: the same encoder + linear head trained end to end on the labels only ({} steps); seed {}",
         train.len(),
         test.len(),
-        cfg.probe_steps,
-        cfg.scratch_steps,
+        cfg.protocols[0][0].probe.steps,
+        cfg.protocols[0][0].scratch.steps,
         cfg.seed
     );
-    Ok(LabelEfficiency { labels_per_class: cfg.label_budgets.clone(), arms, protocol, trivial: Some(trivial_rates(&test.labels, test.num_classes())?) })
+    Ok(LabelEfficiency { labels_per_class: cfg.labels_per_class.clone(), arms, protocol, trivial: Some(trivial_rates(&test.labels, test.num_classes())?) })
 }
 
 /// A frozen representation in [`label_efficiency`]: its name and the
 /// function that maps a batch of images `(B, C, H, W)` to features `(B, F)`.
 pub type Representation<'a> = (&'a str, &'a dyn Fn(&Tensor) -> Result<Tensor>);
 
-/// Runs the sweep: for each label budget `k` of `cfg` and each of its
-/// `repeats`, the few-label protocol [`WhySslConfig::protocol_at`] draws a
+/// Runs the sweep: for each label budget `k` of `budgets` (e.g.
+/// `WhySslConfig::labels_per_class`) and each of its repetitions, that
+/// repetition's few-label protocol draws a
 /// labelled subset of `train` (a new one per repetition, the same for every
 /// row); on it
 ///
@@ -144,12 +179,11 @@ pub fn label_efficiency(
     scratch: &EncoderConfig,
     train: &ImageDataset,
     test: &ImageDataset,
-    cfg: &WhySslConfig,
+    budgets: impl Into<LabelBudgets>,
     dev: &Device,
 ) -> Result<LabelEfficiency> {
-    if cfg.labels_per_class.is_empty() || cfg.repeats == 0 {
-        candle_core::bail!("label_efficiency needs at least one label budget and one repeat, got {cfg:?}");
-    }
+    let cfg: LabelBudgets = budgets.into();
+    let repeats = cfg.repeats("label_efficiency")?;
     let nc = train.num_classes().max(test.num_classes());
     // every representation's features of both splits, once
     let mut feats = Vec::new();
@@ -163,13 +197,13 @@ pub fn label_efficiency(
         .chain(["from scratch".to_string()])
         .map(|n| (n, vec![Vec::new(); cfg.labels_per_class.len()]))
         .collect();
-    let mut progress = crate::train::Progress::start("label efficiency (budgets × labelled subsets)", cfg.labels_per_class.len() * cfg.repeats);
+    let mut progress = crate::train::Progress::start("label efficiency (budgets × labelled subsets)", cfg.labels_per_class.len() * repeats);
     for (i, &k) in cfg.labels_per_class.iter().enumerate() {
-        for r in 0..cfg.repeats {
+        for r in 0..repeats {
             if progress.stopped() {
                 return Err(progress.interrupted());
             }
-            let proto = cfg.protocol_at(k, r);
+            let proto = &cfg.protocols[i][r];
             let idx = train.per_class_indices(k, &mut proto.label_draw())?;
             let subset = train.select(&idx)?;
             let ids = Tensor::from_vec(idx.iter().map(|&j| j as u32).collect::<Vec<_>>(), idx.len(), &Device::Cpu)?;
@@ -179,11 +213,11 @@ pub fn label_efficiency(
             }
             let row = proto.from_scratch(scratch, &subset, test, dev)?;
             arms[feats.len()].1[i].push(row.finetune);
-            progress.tick(|| format!("{k} labels per class, subset {} of {}", r + 1, cfg.repeats));
+            progress.tick(|| format!("{k} labels per class, subset {} of {repeats}", r + 1));
         }
     }
-    progress.finish(&format!("label efficiency: labels per class {:?}, {} labelled subset(s) each", cfg.labels_per_class, cfg.repeats));
-    let p = cfg.protocol_at(cfg.labels_per_class[0], 0);
+    progress.finish(&format!("label efficiency: labels per class {:?}, {repeats} labelled subset(s) each", cfg.labels_per_class));
+    let p = &cfg.protocols[0][0];
     let protocol = format!(
         "train split {} images (pretraining used them without labels), test split {} images; \
          at each budget {} labelled subset(s) per class drawn from the train split, the same for every row; \
@@ -191,7 +225,7 @@ pub fn label_efficiency(
          from scratch: the same encoder + linear head trained end to end on the labels only ({} steps of batch ≤ {}, AdamW lr {}); seed {}",
         train.len(),
         test.len(),
-        cfg.repeats,
+        repeats,
         p.probe.steps,
         p.scratch.steps,
         p.scratch.batch_size,
@@ -204,6 +238,7 @@ pub fn label_efficiency(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::WhySslConfig;
     use crate::method::{MethodName, PretrainConfig};
 
     /// Every row is measured on the same labelled subsets (a new one per

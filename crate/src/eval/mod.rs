@@ -33,7 +33,7 @@ pub use collapse::{
 pub use compare::{train_end_to_end, Comparison, ComparisonRow, FewLabelProtocol};
 pub use finetune::{fit_classifier, ClassifierConfig, ClassifierResult};
 pub use knn::{knn_accuracy, knn_classify, knn_votes, KnnConfig, KnnProtocol, KnnResult};
-pub use label_efficiency::{label_curve, label_efficiency, LabelEfficiency};
+pub use label_efficiency::{label_curve, label_efficiency, LabelBudgets, LabelEfficiency};
 pub use repeated::{RepeatedComparison, RepeatedProtocol, RepeatedRow, SUBSETS};
 pub use verdict::{trivial_rates, verdict, Outcome, TrivialRates, Verdict, MIN_REPETITIONS};
 
@@ -44,22 +44,7 @@ use crate::train::{finite_loss, TrainConfig};
 use candle_core::{Device, Module, ModuleT, Result, Tensor, D};
 use serde::{Deserialize, Serialize};
 
-/// `f` applied to `x` in slices of `batch` rows along the first axis,
-/// detached and gathered on the CPU: the batched feature extraction behind
-/// every `features` of the crate. `what` names the inputs in the error for
-/// an empty `x`.
-pub(crate) fn map_batches(x: &Tensor, batch: usize, what: &str, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
-    let n = x.dim(0)?;
-    if n == 0 {
-        candle_core::bail!("features: no {what}");
-    }
-    let batch = batch.max(1);
-    let mut out = Vec::new();
-    for start in (0..n).step_by(batch) {
-        out.push(f(&x.narrow(0, start, batch.min(n - start))?)?.detach().to_device(&Device::Cpu)?);
-    }
-    Tensor::cat(&out, 0)
-}
+pub(crate) use crate::data::map_batches;
 
 /// Representations `f(x)` of every image, computed in batches without
 /// gradients, returned on the CPU.

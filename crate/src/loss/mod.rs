@@ -106,14 +106,7 @@ pub(crate) fn check_pair(what: &str, a: &Tensor, b: &Tensor, min_batch: usize) -
     }
 }
 
-/// Checks that every tensor has a floating-point dtype (Candle's unary ops
-/// such as `sqrt` and `exp` panic on integer tensors).
-pub(crate) fn check_float(what: &str, ts: &[&Tensor]) -> Result<()> {
-    if let Some(t) = ts.iter().find(|t| !t.dtype().is_float()) {
-        candle_core::bail!("{what}: expected floating-point tensors, got dtype {:?} for shape {:?}", t.dtype(), t.dims());
-    }
-    Ok(())
-}
+pub(crate) use crate::nn::check_float;
 
 /// Checks that a temperature is positive and finite.
 pub(crate) fn check_temperature(fname: &str, name: &str, t: f64) -> Result<()> {

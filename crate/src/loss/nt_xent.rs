@@ -135,40 +135,6 @@ impl NtXentBreakdown {
         let b = self.similarity.len() / 2;
         (0..2 * b).map(|i| format!("{}{}", i % b + 1, if i < b { 'a' } else { 'b' })).collect()
     }
-
-    /// The similarity matrix with the positive pairs framed (the diagonal,
-    /// each view with itself, is left out of the loss).
-    pub fn heatmap(&self) -> Result<crate::plot::Heatmap> {
-        let names = self.view_names();
-        let rows = self.similarity.iter().map(|r| r.iter().map(|&v| v as f32).collect()).collect();
-        Ok(crate::plot::Heatmap::from_rows(rows)?
-            .title("cosine similarity zᵢ·zₖ (framed: positive pairs)")
-            .labels(&names, &names)
-            .range(-1.0, 1.0)
-            .outline(self.positive.iter().copied().enumerate()))
-    }
-
-    /// One row per view: its positive, `sᵢ,ⱼ₍ᵢ₎`, the softmax probability of
-    /// the positive and `ℓᵢ`; the caption gives the mean (the loss).
-    pub fn table(&self) -> crate::plot::Table {
-        let names = self.view_names();
-        let mut t = crate::plot::Table::new(&["view i", "positive j(i)", "zᵢ·zⱼ₍ᵢ₎", "p(positive)", "ℓᵢ = −log p"]).caption(&format!(
-            "τ = {}; a row's softmax runs over its {} other views; L = mean ℓᵢ = {:.4}",
-            self.temperature,
-            names.len() - 1,
-            self.loss
-        ));
-        for i in 0..names.len() {
-            t.push(&[
-                names[i].clone(),
-                names[self.positive[i]].clone(),
-                format!("{:.3}", self.similarity[i][self.positive[i]]),
-                format!("{:.3}", self.positive_probability[i]),
-                format!("{:.3}", self.row_loss[i]),
-            ]);
-        }
-        t
-    }
 }
 
 #[cfg(test)]

@@ -7,29 +7,8 @@
 
 use candle_core::{Result, Tensor, D};
 
-/// L2-normalises `x` along its last dimension, as `torch.nn.functional.normalize(x, dim=-1)`:
-/// `x / max(‖x‖₂, 1e-12)`, so an all-zero row stays zero instead of becoming NaN.
-///
-/// # Shapes
-/// `x (..., D)` of rank ≥ 1 → same shape.
-///
-/// # Errors
-/// If `x` is a scalar (rank 0).
-pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
-    normalize_eps(x, 1e-12, "l2_normalize")
-}
-
-/// `x / max(‖x‖₂, eps)` along the last dimension.
-pub(crate) fn normalize_eps(x: &Tensor, eps: f64, fname: &str) -> Result<Tensor> {
-    super::check_float(fname, &[x])?;
-    if x.rank() == 0 {
-        candle_core::bail!("{fname} expects a tensor of rank >= 1 (..., D), got a scalar of shape {:?}", x.dims());
-    }
-    // max(‖x‖, eps) as sqrt(max(‖x‖², eps²)): the same value, but no sqrt
-    // at 0, whose infinite derivative made a zero row's gradient NaN
-    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.clamp(eps * eps, f64::INFINITY)?.sqrt()?;
-    x.broadcast_div(&norm)
-}
+pub use crate::nn::l2_normalize;
+pub(crate) use crate::nn::normalize_eps;
 
 /// Row-wise cosine similarity as `torch.nn.functional.cosine_similarity(a, b, dim=1)`:
 /// `a·b / (max(‖a‖, 1e-8) · max(‖b‖, 1e-8))`. Shapes are checked by the caller.

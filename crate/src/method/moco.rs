@@ -24,9 +24,9 @@
 //! the optimiser step — so every image contributes exactly one key to the
 //! queue, as in the asymmetric loss of \[0\]. The queue has `cfg.queue_size`
 //! keys (0: 16 × batch) and starts as random unit vectors, so the loss tends to
-//! rise at first while real keys (harder negatives) replace them. The key
-//! encoder runs its batch norm in train mode on the whole key batch (no
-//! shuffling BN across GPUs: there is one device). Logged metric: the
+//! rise at first while real keys (harder negatives) replace them. Both
+//! encoders run their batch norm in train mode, on sub-batches (the
+//! shuffling BN below). Logged metric: the
 //! contrastive accuracy (how often the positive key beats every queue entry).
 //!
 //! **Batch norm in the encoder** ([`PretrainConfig::for_method`] turns it on
@@ -40,7 +40,8 @@
 //! points *below* the random-init encoder, at learning rates from 1e-4 to
 //! 2e-3. Batch norm centres the features, so random-init keys are spread:
 //! the same run then learns (accuracy 0.20, k-NN 60.2 % vs 53.2 % at random
-//! init), and m = 0 fails as in table 4 of \[0\] (loss log K, k-NN 42 %).
+//! init), and m = 0 fails as in table 4 of \[0\] (loss log K, k-NN 42 %)
+//! (measured before the shuffling BN, with one batch norm over both views).
 //! Shuffling BN on one device: each view's batch is cut into
 //! `cfg.shuffle_bn_splits` sub-batches (4) with their own batch-norm
 //! statistics, in order for the queries and in a random order for the keys,

@@ -528,7 +528,7 @@ impl fmt::Display for PretrainConfig {
 /// them as [`Method::parts`].
 pub(crate) fn collapse_parts(z: &Tensor) -> Result<Vec<(&'static str, f64)>> {
     let z = z.detach();
-    Ok(vec![("embedding std", crate::eval::embedding_std(&z)?), ("effective rank", crate::eval::effective_rank(&z)?)])
+    Ok(vec![("embedding std", crate::metrics::embedding_std(&z)?), ("effective rank", crate::metrics::effective_rank(&z)?)])
 }
 
 /// What one training step produced.
@@ -849,7 +849,7 @@ impl Pretrainer {
     /// Representations of `images (N, C, H, W)`, computed in batches of 256
     /// without gradients and returned on the CPU.
     pub fn features(&self, images: &Tensor) -> Result<Tensor> {
-        crate::eval::map_batches(images, 256, "images", |x| self.method.encode(&x.to_device(&self.device)?, false))
+        crate::data::map_batches(images, 256, "images", |x| self.method.encode(&x.to_device(&self.device)?, false))
     }
 
     /// Where the \[CLS\] token of a ViT encoder's last block attends: for
@@ -867,7 +867,7 @@ impl Pretrainer {
             Encoder::Cnn(_) => candle_core::bail!("cls_attention needs a ViT encoder, this {} run has the small CNN", self.config.method),
             Encoder::ResNet(_) => candle_core::bail!("cls_attention needs a ViT encoder, this {} run has a ResNet", self.config.method),
         };
-        crate::eval::map_batches(images, 256, "images", |x| {
+        crate::data::map_batches(images, 256, "images", |x| {
             let a = vit.attention_maps(&x.to_device(&self.device)?)?; // (B, heads, L, L)
             let l = a.dim(3)?;
             a.narrow(2, 0, 1)?.narrow(3, 1, l - 1)?.mean(1)?.squeeze(1)
@@ -882,7 +882,7 @@ impl Pretrainer {
     /// `images (B, C, H, W)` → `(B, head_out)`.
     pub fn embeddings(&self, images: &Tensor) -> Result<Tensor> {
         let name = self.config.method;
-        crate::eval::map_batches(images, 256, "images", |x| match self.method.embed(&x.to_device(&self.device)?)? {
+        crate::data::map_batches(images, 256, "images", |x| match self.method.embed(&x.to_device(&self.device)?)? {
             Some(z) => Ok(z),
             None => candle_core::bail!("{name} has no embedding of its own to compare (use `features` for the encoder's output)"),
         })
@@ -1031,7 +1031,7 @@ mod tests {
     /// `embedding_std` of the run's features on 64 shapes.
     pub(super) fn feature_std(run: &Pretrainer) -> f64 {
         let data = crate::data::shapes(64, 1).unwrap();
-        crate::eval::embedding_std(&run.features(&data.images).unwrap()).unwrap()
+        crate::metrics::embedding_std(&run.features(&data.images).unwrap()).unwrap()
     }
 
     /// `feature_std` after training divided by `feature_std` of the same run

@@ -166,6 +166,15 @@ pub fn linear(in_dim: usize, out_dim: usize, vb: VarBuilder) -> Result<Linear> {
     Ok(Linear(candle_nn::Linear::new(w, Some(b))))
 }
 
+/// Checks that every tensor has a floating-point dtype (Candle's unary ops
+/// such as `sqrt` and `exp` panic on integer tensors).
+pub(crate) fn check_float(what: &str, ts: &[&Tensor]) -> Result<()> {
+    if let Some(t) = ts.iter().find(|t| !t.dtype().is_float()) {
+        candle_core::bail!("{what}: expected floating-point tensors, got dtype {:?} for shape {:?}", t.dtype(), t.dims());
+    }
+    Ok(())
+}
+
 /// Checks that `x` has rank `rank`, naming `what` in the error.
 pub(crate) fn expect_rank(x: &Tensor, rank: usize, what: &str, layout: &str) -> Result<()> {
     if x.rank() != rank {

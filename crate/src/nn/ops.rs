@@ -590,8 +590,30 @@ impl Module for LayerNorm {
     }
 }
 
-/// Row-wise L2 normalisation (the one implementation lives in [`crate::loss`]).
-pub use crate::loss::l2_normalize;
+/// L2-normalises `x` along its last dimension, as `torch.nn.functional.normalize(x, dim=-1)`:
+/// `x / max(‖x‖₂, 1e-12)`, so an all-zero row stays zero instead of becoming NaN.
+///
+/// # Shapes
+/// `x (..., D)` of rank ≥ 1 → same shape.
+///
+/// # Errors
+/// If `x` is a scalar (rank 0).
+pub fn l2_normalize(x: &Tensor) -> Result<Tensor> {
+    normalize_eps(x, 1e-12, "l2_normalize")
+}
+
+/// `x / max(‖x‖₂, eps)` along the last dimension.
+pub(crate) fn normalize_eps(x: &Tensor, eps: f64, fname: &str) -> Result<Tensor> {
+    super::check_float(fname, &[x])?;
+    if x.rank() == 0 {
+        candle_core::bail!("{fname} expects a tensor of rank >= 1 (..., D), got a scalar of shape {:?}", x.dims());
+    }
+    // max(‖x‖, eps) as sqrt(max(‖x‖², eps²)): the same value, but no sqrt
+    // at 0, whose infinite derivative made a zero row's gradient NaN
+    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.clamp(eps * eps, f64::INFINITY)?.sqrt()?;
+    x.broadcast_div(&norm)
+}
+
 
 #[cfg(test)]
 mod fused_tests {

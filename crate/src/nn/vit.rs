@@ -30,9 +30,49 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 use serde::{Deserialize, Serialize};
 
-/// Patch layout shared with the MAE pretext task (one implementation, in
-/// [`crate::pretext`]): `(B, C, H, W)` ↔ `(B, (H/p)·(W/p), p·p·C)`.
-pub use crate::pretext::{patchify, unpatchify};
+/// Cuts images into non-overlapping `patch × patch` squares, as MAE's `patchify`.
+///
+/// # Shapes
+/// `x (B, C, H, W)` with `H`, `W` multiples of `patch` → `(B, (H/p)(W/p), p²·C)`,
+/// patches in row-major order, each flattened as `(row, column, channel)`.
+pub fn patchify(x: &Tensor, patch: usize) -> Result<Tensor> {
+    let &[b, c, h, w] = x.dims() else {
+        candle_core::bail!("patchify expects images (B, C, H, W), got shape {:?}", x.dims());
+    };
+    if patch == 0 || h % patch != 0 || w % patch != 0 {
+        candle_core::bail!(
+            "patchify: patch size {patch} must be positive and divide the image size {h}×{w} (shape {:?})",
+            x.dims()
+        );
+    }
+    let (gh, gw) = (h / patch, w / patch);
+    x.reshape(vec![b, c, gh, patch, gw, patch])?.permute(vec![0, 2, 4, 3, 5, 1])?.reshape((
+        b,
+        gh * gw,
+        patch * patch * c,
+    ))
+}
+
+/// Inverse of [`patchify`] for images of `size = (H, W)`.
+///
+/// # Shapes
+/// `(B, N, p²·C)` → `(B, C, H, W)`, `N = (H/p)(W/p)`.
+pub fn unpatchify(x: &Tensor, patch: usize, size: (usize, usize)) -> Result<Tensor> {
+    let &[b, n, d] = x.dims() else {
+        candle_core::bail!("unpatchify expects patches (B, N, p²·C), got shape {:?}", x.dims());
+    };
+    let (h, w) = size;
+    let pp = patch * patch;
+    if patch == 0 || h % patch != 0 || w % patch != 0 || n != (h / patch) * (w / patch) || d % pp.max(1) != 0 || d == 0
+    {
+        candle_core::bail!(
+            "unpatchify: patches of shape {:?} do not tile a {h}×{w} image with patch size {patch}",
+            x.dims()
+        );
+    }
+    let (gh, gw, c) = (h / patch, w / patch, d / pp);
+    x.reshape(vec![b, gh, gw, patch, patch, c])?.permute(vec![0, 5, 1, 3, 2, 4])?.reshape((b, c, h, w))
+}
 
 /// Hyperparameters of [`Vit`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

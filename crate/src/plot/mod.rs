@@ -14,6 +14,7 @@
 //! - [`ImageGrid`]: PNG tiles in HTML. [`Table`]: HTML and text.
 
 mod bar;
+mod breakdown;
 mod heatmap;
 mod image;
 mod line;

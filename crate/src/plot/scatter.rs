@@ -18,7 +18,7 @@
 
 use super::line::save_text;
 use super::{emit_or_report, PALETTE};
-use crate::eval::{symmetric_eigen, MAX_EIGEN_DIM};
+use crate::metrics::{symmetric_eigen, MAX_EIGEN_DIM};
 use candle_core::{DType, Device, Result, Tensor};
 use plotters::prelude::*;
 use std::path::Path;
