@@ -24,6 +24,25 @@ fn ident(s: &str) -> &str {
     &s[..end]
 }
 
+/// Where the file's inline test module starts (`#[cfg(test)]` before
+/// `mod … {`), or its length: a `#[cfg(test)]` on a single item, or on a
+/// declared module, does not end the code.
+fn test_module_start(text: &str) -> usize {
+    let mut offset = 0;
+    let mut lines = text.split_inclusive('\n').peekable();
+    while let Some(line) = lines.next() {
+        if line.trim() == "#[cfg(test)]" {
+            let next = lines.clone().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("//") && !l.starts_with("#["));
+            // an inline test module (`mod tests {`); a declared one (`mod x_tests;`) is its own file
+            if next.is_some_and(|l| (l.starts_with("mod ") || l.starts_with("pub mod ") || l.starts_with("pub(crate) mod ")) && l.ends_with('{')) {
+                return offset;
+            }
+        }
+        offset += line.len();
+    }
+    text.len()
+}
+
 /// Module → the modules its non-test code names.
 fn dependencies(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let mut modules = BTreeMap::new();
@@ -41,7 +60,7 @@ fn dependencies(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
         let mut named = BTreeSet::new();
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap();
-            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            let code = &text[..test_module_start(&text)];
             for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
                 for (i, _) in line.match_indices("crate::") {
                     let rest = &line[i + "crate::".len()..];
@@ -104,6 +123,13 @@ fn top_level_modules_have_no_dependency_cycle() {
     if let Some(cycle) = find_cycle(&deps) {
         panic!("module cycle: {} (layers must only point down; see docs/architecture.md)", cycle.join(" → "));
     }
+}
+
+#[test]
+fn only_the_test_module_is_left_out() {
+    let text = "#[cfg(test)]\nmod more_tests;\nuse a;\n#[cfg(test)]\nuse b;\nfn f() { crate::x::y(); }\n#[cfg(test)]\n// tests\nmod tests {\n    crate::z\n}\n";
+    assert_eq!(&text[..test_module_start(text)], "#[cfg(test)]\nmod more_tests;\nuse a;\n#[cfg(test)]\nuse b;\nfn f() { crate::x::y(); }\n");
+    assert_eq!(test_module_start("fn f() {}\n"), 10);
 }
 
 #[test]

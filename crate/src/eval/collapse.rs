@@ -33,7 +33,7 @@
 
 use crate::plot::Table;
 pub use crate::metrics::{alignment, effective_rank, embedding_std, singular_values, symmetric_eigen, uniformity, MAX_EIGEN_DIM};
-use candle_core::{DType, Device, Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -269,6 +269,7 @@ pub fn dino_collapse_table(runs: &[(&str, &crate::train::History)], prototypes: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
     use crate::rng::SeededRng;
 
     fn close(got: f64, want: f64, tol: f64) {

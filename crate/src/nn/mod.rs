@@ -49,6 +49,7 @@ pub use batch_norm::{batch_norm, BatchNorm, BN_EPS, BN_MOMENTUM};
 pub use block::{attention_bias, multi_head_attention, transformer_block, MultiHeadAttention, TransformerBlock, MASK_VALUE};
 pub use cnn::{small_cnn, CnnConfig, SmallCnn};
 pub use ops::{add_bias, batched_matmul, gelu, l2_normalize, layer_norm, log_softmax, softmax, LayerNorm};
+pub(crate) use ops::normalize_eps;
 pub use ema::{cosine_momentum, EmaTeacher};
 pub use heads::{
     barlow_twins_projection_head, byol_prediction_head, byol_projection_head, dino_head, moco_projection_head,
