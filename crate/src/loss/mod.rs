@@ -67,6 +67,7 @@ use candle_core::{Result, Tensor, D};
 /// # Errors
 /// If `logits` is not `(B, C)` or `targets` not `(B,)` with `B, C > 0`.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    check_float("cross_entropy logits", &[logits])?;
     match (logits.dims(), targets.dims()) {
         (&[b, c], &[bt]) if b == bt && b > 0 && c > 0 => {}
         (l, t) => candle_core::bail!(

@@ -564,6 +564,7 @@ impl candle_core::CustomOp3 for ConvReluPoolBackward {
 /// `x (B, C, H, W)`, `weight (O, C, k, k)`, `bias (O,)` → `(B, O, ⌊H'/2⌋, ⌊W'/2⌋)`
 /// for the convolution's output `(H', W')`, which must be at least 2×2.
 pub fn conv2d_relu_max_pool2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding: usize, stride: usize) -> Result<Tensor> {
+    super::check_input("conv2d_relu_max_pool2d", &[x, weight])?;
     let fused = super::fused::cpu_f32(&[x, weight]) && bias.is_some_and(|b| super::fused::cpu_f32(&[b]));
     let (Some(bias), true) = (bias, fused) else {
         return super::relu_max_pool2d(&conv2d(x, weight, bias, padding, stride)?);
@@ -597,6 +598,7 @@ pub fn conv2d_relu_max_pool2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>
 /// `x (B, C, H, W)`, `weight (O, C, k, k)`, `bias (O,)` →
 /// `(B, O, (H + 2p − k)/s + 1, (W + 2p − k)/s + 1)`.
 pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding: usize, stride: usize) -> Result<Tensor> {
+    super::check_input("conv2d", &[x, weight])?;
     let (o, c, kh, kw) = weight.dims4()?;
     let (b, cx, h, w) = match x.dims() {
         &[b, c, h, w] => (b, c, h, w),
@@ -657,6 +659,7 @@ fn conv_cpu(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, g: Geometry) -> 
 /// # Shapes
 /// `x (B, C, T)`, `weight (O, C, k)`, `bias (O,)` → `(B, O, (T + 2p − k)/s + 1)`.
 pub fn conv1d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding: usize, stride: usize) -> Result<Tensor> {
+    super::check_input("conv1d", &[x, weight])?;
     let (o, c, k) = weight.dims3()?;
     let (b, cx, t) = match x.dims() {
         &[b, c, t] => (b, c, t),

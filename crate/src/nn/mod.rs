@@ -176,6 +176,17 @@ pub(crate) fn check_float(what: &str, ts: &[&Tensor]) -> Result<()> {
     Ok(())
 }
 
+/// Checks that every tensor is floating-point and has no zero-sized
+/// dimension (an empty batch, zero channels or features, a 0×0 kernel),
+/// naming `what` and the offending dtype or shape in the error.
+pub(crate) fn check_input(what: &str, ts: &[&Tensor]) -> Result<()> {
+    check_float(what, ts)?;
+    if let Some(t) = ts.iter().find(|t| t.dims().contains(&0)) {
+        candle_core::bail!("{what}: got an empty tensor of shape {:?} (an empty batch or a zero-sized dimension)", t.dims());
+    }
+    Ok(())
+}
+
 /// Checks that `x` has rank `rank`, naming `what` in the error.
 pub(crate) fn expect_rank(x: &Tensor, rank: usize, what: &str, layout: &str) -> Result<()> {
     if x.rank() != rank {

@@ -37,6 +37,7 @@ const ROWS_PER_TASK: usize = 64;
 /// # Shapes
 /// any shape → the same shape.
 pub fn softmax<Dm: candle_core::shape::Dim>(x: &Tensor, dim: Dm) -> Result<Tensor> {
+    super::check_input("softmax", &[x])?;
     let dim = dim.to_index(x.shape(), "softmax")?;
     if dim + 1 == x.rank() && x.device().is_cpu() && x.dtype() == candle_core::DType::F32 && x.dim(dim)? > 0 {
         // one fused op with a one-pass backward (see `FusedSoftmax`)
@@ -116,6 +117,7 @@ impl candle_core::CustomOp2 for FusedSoftmaxBackward {
 /// # Shapes
 /// any shape → the same shape.
 pub fn log_softmax<Dm: candle_core::shape::Dim>(x: &Tensor, dim: Dm) -> Result<Tensor> {
+    super::check_input("log_softmax", &[x])?;
     let dim = dim.to_index(x.shape(), "log_softmax")?;
     let max = x.max_keepdim(dim)?.detach();
     let z = x.broadcast_sub(&max)?;
@@ -129,6 +131,7 @@ pub fn log_softmax<Dm: candle_core::shape::Dim>(x: &Tensor, dim: Dm) -> Result<T
 /// # Shapes
 /// `x (…, D)`, `gamma (D,)`, `beta (D,)` → `(…, D)`.
 pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64) -> Result<Tensor> {
+    super::check_input("layer_norm", &[x, gamma, beta])?;
     let d = x.dims().last().copied().unwrap_or(0);
     if x.rank() == 0 || gamma.dims() != [d] || beta.dims() != [d] {
         candle_core::bail!(
@@ -277,6 +280,7 @@ impl candle_core::CustomOp3 for FusedLayerNormBackward {
 /// # Shapes
 /// `a (…, M, K)`, `b (…, K, N)` (or `(…, N, K)` with `transpose_b`) → `(…, M, N)`.
 pub fn batched_matmul(a: &Tensor, b: &Tensor, transpose_b: bool) -> Result<Tensor> {
+    super::check_input("batched_matmul", &[a, b])?;
     let (ad, bd) = (a.dims(), b.dims());
     let r = ad.len();
     let fits = r >= 2 && bd.len() == r && ad[..r - 2] == bd[..r - 2] && ad[r - 1] == if transpose_b { bd[r - 1] } else { bd[r - 2] };
@@ -352,6 +356,7 @@ impl candle_core::CustomOp2 for BatchMatmul {
 /// # Shapes
 /// `y (…, D)`, `b (D,)` → `(…, D)`.
 pub fn add_bias(y: &Tensor, b: &Tensor) -> Result<Tensor> {
+    super::check_input("add_bias", &[y, b])?;
     let d = y.dims().last().copied().unwrap_or(0);
     if y.rank() == 0 || b.dims() != [d] {
         candle_core::bail!("add_bias expects y (…, D) and b (D,), got {:?} and {:?}", y.dims(), b.dims());
@@ -418,6 +423,7 @@ impl candle_core::CustomOp1 for ColumnSum {
 /// # Shapes
 /// any shape → the same shape.
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    super::check_input("gelu", &[x])?;
     if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
         return x.contiguous()?.apply_op1(FusedGelu);
     }

@@ -142,6 +142,7 @@ impl CustomOp2 for ReluMaxPoolBackward {
 /// # Shapes
 /// `(B, C, H, W)` → `(B, C, ⌊H/2⌋, ⌊W/2⌋)`.
 pub fn relu_max_pool2d(x: &Tensor) -> Result<Tensor> {
+    super::check_input("relu_max_pool2d", &[x])?;
     if !x.device().is_cpu() || x.dtype() != DType::F32 {
         return relu_max_pool2d_composed(x);
     }
