@@ -88,3 +88,39 @@ fn empty_batches_and_zero_sizes_are_errors_naming_the_shape() {
     let _ = std::panic::take_hook();
     assert!(fails.is_empty(), "{}", fails.join("\n"));
 }
+
+/// A NaN in the input shows in the output of every op (divergence is never
+/// hidden as a number), on the CPU's fused paths included.
+#[test]
+fn nan_propagates_through_every_op() {
+    let nan_in = |shape: &[usize]| {
+        let n: usize = shape.iter().product();
+        let mut v: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.37).sin()).collect();
+        v[0] = f32::NAN;
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+    };
+    let has_nan = |t: Result<Tensor>| t.unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().any(|v| v.is_nan());
+    let x = nan_in(&[3, 8]);
+    let (g, b) = (f32s(&[8]), f32s(&[8]));
+    let mut fails = Vec::new();
+    for (what, out) in [
+        ("softmax", nn::softmax(&x, 1)),
+        ("log_softmax", nn::log_softmax(&x, 1)),
+        ("layer_norm", nn::layer_norm(&x, &g, &b, 1e-5)),
+        ("gelu", nn::gelu(&x)),
+        ("l2_normalize", nn::l2_normalize(&x)),
+        ("add_bias", nn::add_bias(&x, &b)),
+        ("batched_matmul", nn::batched_matmul(&nan_in(&[2, 3, 4]), &f32s(&[2, 4, 5]), false)),
+        ("conv2d", nn::conv2d(&nan_in(&[2, 1, 6, 6]), &f32s(&[3, 1, 3, 3]), Some(&f32s(&[3])), 1, 1)),
+        ("conv1d", nn::conv1d(&nan_in(&[2, 1, 8]), &f32s(&[3, 1, 3]), Some(&f32s(&[3])), 1, 1)),
+        ("conv2d_relu_max_pool2d", nn::conv2d_relu_max_pool2d(&nan_in(&[2, 1, 6, 6]), &f32s(&[3, 1, 3, 3]), Some(&f32s(&[3])), 1, 1)),
+        ("relu_max_pool2d", nn::relu_max_pool2d(&nan_in(&[2, 1, 6, 6]))),
+        ("nt_xent", loss::nt_xent(&x, &f32s(&[3, 8]), 0.5)),
+        ("cross_entropy", loss::cross_entropy(&x, &Tensor::new(&[0u32, 1, 2], &Device::Cpu).unwrap())),
+    ] {
+        if !has_nan(out) {
+            fails.push(what);
+        }
+    }
+    assert!(fails.is_empty(), "NaN lost by {fails:?}");
+}
