@@ -8,12 +8,12 @@
 //! to the same point (complete collapse) or to a low-dimensional subspace
 //! (dimensional collapse). These numbers detect both from one batch.
 //!
-//! [0] X. Chen, K. He, "Exploring Simple Siamese Representation Learning"
+//! \[0\] X. Chen, K. He, "Exploring Simple Siamese Representation Learning"
 //!     (SimSiam), 2020, arXiv:2011.10566, sec. 4.1 (std of normalised output).
-//! [1] Q. Garrido, R. Balestriero, L. Najman, Y. LeCun, "RankMe: Assessing the
+//! \[1\] Q. Garrido, R. Balestriero, L. Najman, Y. LeCun, "RankMe: Assessing the
 //!     Downstream Performance of Pretrained Self-Supervised Representations by
 //!     Their Rank", 2023, arXiv:2210.02885, eq. (1).
-//! [2] T. Wang, P. Isola, "Understanding Contrastive Representation Learning
+//! \[2\] T. Wang, P. Isola, "Understanding Contrastive Representation Learning
 //!     through Alignment and Uniformity on the Hypersphere", 2020,
 //!     arXiv:2005.10242, eqs. (4)–(5); reference code in
 //!     ssnl/align_uniform (`align_loss`, `uniform_loss`).
