@@ -24,7 +24,7 @@
 
 use candle_core::{CpuStorage, DType, Layout, ModuleT, Result, Shape, Tensor, Var};
 use candle_nn::{Init, VarBuilder};
-use super::im2col::f32_slice;
+use super::kernels::f32_slice;
 use rayon::prelude::*;
 
 /// Batch-norm momentum (PyTorch's default): weight of the new batch statistic.

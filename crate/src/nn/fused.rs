@@ -28,7 +28,7 @@
 //! products that stay in cache). Off the CPU, or for other dtypes, the
 //! callers use the composed forms, which these ops are tested against.
 
-use super::im2col::{f32_slice, matmul, Mat};
+use super::kernels::{f32_slice, matmul, Mat};
 use super::ops::{exp_shifted_in_place, gelu_slice, ColumnSum, FusedGeluBackward};
 use candle_core::{CpuStorage, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;

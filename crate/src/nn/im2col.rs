@@ -25,7 +25,7 @@
 //! matmul uses). The gradient ops have no backward of their own: no model in
 //! the crate differentiates twice.
 //!
-//! [`conv2d_relu_max_pool2d`] goes one step further for the CNN encoders'
+//! [`conv2d_relu_max_pool2d`](super::conv2d_relu_max_pool2d) goes one step further for the CNN encoders'
 //! layer: it pools each image's convolution output while that is still in
 //! cache, so the full-size output is never stored, and its backward pass
 //! scatters the pooled gradient into a per-image buffer and runs both
@@ -43,35 +43,33 @@
 //! padding explicitly in that case.
 
 use candle_core::{CpuStorage, DType, Layout, Result, Shape, Tensor};
-use gemm::Parallelism;
+use super::kernels::{f32_slice, inner_parallelism, matmul, sum_in_order, Mat, REDUCE_IMAGES};
 use rayon::prelude::*;
-use std::marker::PhantomData;
-use std::sync::Mutex;
 
 /// The geometry of one convolution.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Geometry {
-    b: usize,
-    c: usize,
-    h: usize,
-    w: usize,
+pub(super) struct Geometry {
+    pub(super) b: usize,
+    pub(super) c: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
     /// Kernel height and width.
-    kh: usize,
-    kw: usize,
-    stride: usize,
+    pub(super) kh: usize,
+    pub(super) kw: usize,
+    pub(super) stride: usize,
     /// Zero padding above/below and left/right.
-    ph: usize,
-    pw: usize,
+    pub(super) ph: usize,
+    pub(super) pw: usize,
 }
 
 impl Geometry {
-    fn out_hw(&self) -> (usize, usize) {
+    pub(super) fn out_hw(&self) -> (usize, usize) {
         ((self.h + 2 * self.ph - self.kh) / self.stride + 1, (self.w + 2 * self.pw - self.kw) / self.stride + 1)
     }
 
     /// `(K, P, pixels)`: rows `C·kh·kw` and columns `H'·W'` of one image's
     /// im2col matrix, and the `C·H·W` pixels of one image.
-    fn sizes(&self) -> (usize, usize, usize) {
+    pub(super) fn sizes(&self) -> (usize, usize, usize) {
         let (ho, wo) = self.out_hw();
         (self.c * self.kh * self.kw, ho * wo, self.c * self.h * self.w)
     }
@@ -104,7 +102,7 @@ impl Geometry {
 }
 
 /// One image's im2col matrix, `(C·kh·kw, H'·W')` row-major, into `cols`.
-fn im2col_image(g: &Geometry, x: &[f32], cols: &mut [f32]) {
+pub(super) fn im2col_image(g: &Geometry, x: &[f32], cols: &mut [f32]) {
     let (_, p, _) = g.sizes();
     let wo = g.out_hw().1;
     let s = g.stride;
@@ -130,7 +128,7 @@ fn im2col_image(g: &Geometry, x: &[f32], cols: &mut [f32]) {
 
 /// The adjoint of [`im2col_image`]: adds every column of `cols` onto the
 /// pixel of `dx` it was read from.
-fn col2im_image(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
+pub(super) fn col2im_image(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
     let (_, p, _) = g.sizes();
     let wo = g.out_hw().1;
     let s = g.stride;
@@ -150,126 +148,6 @@ fn col2im_image(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
     });
 }
 
-/// The contiguous f32 values behind a CPU tensor, or an error naming `what`
-/// (shared by the crate's custom CPU ops).
-pub(crate) fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else { candle_core::bail!("{what}: only f32 is supported") };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("{what}: input must be contiguous"),
-    }
-}
-
-/// A row-major `(rows, cols)` matrix (or its transpose) for [`matmul`]: a
-/// view of a borrowed slice, which it cannot outlive.
-#[derive(Clone, Copy)]
-pub(crate) struct Mat<'a> {
-    ptr: *const f32,
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-    data: PhantomData<&'a [f32]>,
-}
-
-impl<'a> Mat<'a> {
-    pub(crate) fn new(v: &'a [f32], rows: usize, cols: usize) -> Self {
-        assert!(v.len() >= rows * cols, "matrix of {rows}×{cols} over {} values", v.len());
-        Self { ptr: v.as_ptr(), rows, cols, row_stride: cols, col_stride: 1, data: PhantomData }
-    }
-
-    /// A `(rows, cols)` matrix whose rows start `row_stride` values apart
-    /// (one head's columns of a `(L, 3·D)` row-major block, say).
-    pub(crate) fn strided(v: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Self {
-        assert!(rows == 0 || v.len() >= (rows - 1) * row_stride + cols, "strided matrix of {rows}×{cols}, row stride {row_stride}, over {} values", v.len());
-        Self { ptr: v.as_ptr(), rows, cols, row_stride, col_stride: 1, data: PhantomData }
-    }
-
-    pub(crate) fn t(self) -> Self {
-        Self { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
-    }
-}
-
-/// The longest inner dimension handed to one `gemm` call.
-///
-/// `gemm` cuts the inner dimension into blocks whose length depends on the
-/// machine's caches and on the product's shape, and the block boundaries
-/// change the floating-point sums. Every inner dimension of at most 512 is
-/// one block on any machine, so [`matmul`] cuts longer ones itself, always
-/// at the same places, and adds the pieces in order.
-const MAX_DEPTH: usize = 512;
-
-/// `dst (m, n, row stride dst_rs) (+)= a · b` with the `gemm` crate, the
-/// inner dimension in pieces of [`MAX_DEPTH`].
-pub(crate) fn matmul(dst: &mut [f32], dst_rs: usize, accumulate: bool, a: Mat, b: Mat, par: Parallelism) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert!(b.rows == k && m > 0 && n > 0 && dst.len() >= (m - 1) * dst_rs + n, "conv matmul shapes");
-    if k == 0 {
-        if !accumulate {
-            dst.chunks_mut(dst_rs.max(1)).take(m).for_each(|row| row[..n].fill(0.0));
-        }
-        return;
-    }
-    for start in (0..k).step_by(MAX_DEPTH) {
-        let depth = MAX_DEPTH.min(k - start);
-        // SAFETY: the bounds of `dst` are checked above and those of `a` and
-        // `b` by their constructor (the pieces lie inside them); the three do
-        // not overlap (dst is a &mut), and `a`, `b` borrow their slices.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                depth,
-                dst.as_mut_ptr(),
-                1,
-                dst_rs as isize,
-                accumulate || start > 0,
-                a.ptr.add(start * a.col_stride),
-                a.col_stride as isize,
-                a.row_stride as isize,
-                b.ptr.add(start * b.row_stride),
-                b.col_stride as isize,
-                b.row_stride as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                par,
-            )
-        }
-    }
-}
-
-/// With fewer images (or batch entries) than threads, each matrix product is
-/// split across threads instead. (`gemm` splits a product's output, never its
-/// inner dimension, so this changes the speed and not the bits.)
-pub(crate) fn inner_parallelism(images: usize) -> Parallelism {
-    if images < rayon::current_num_threads() { Parallelism::Rayon(0) } else { Parallelism::None }
-}
-
-/// Rows summed into one partial sum by the hand-written reductions (layer
-/// norm's γ/β gradients, a bias's column sums).
-///
-/// Reductions are split into blocks of a fixed size, never one block per
-/// thread, and their partial sums are added in index order by
-/// [`sum_in_order`]: the floating-point sums, and so a whole run, come out
-/// bit-identical on any number of cores.
-pub(crate) const REDUCE_ROWS: usize = 64;
-
-/// Images whose convolution weight gradients form one partial sum (see
-/// [`REDUCE_ROWS`]).
-pub(crate) const REDUCE_IMAGES: usize = 16;
-
-/// Adds partial sums of length `len` in index order (all zeros for none).
-pub(crate) fn sum_in_order(parts: Vec<Vec<f32>>, len: usize) -> Vec<f32> {
-    let mut parts = parts.into_iter();
-    let mut total = parts.next().unwrap_or_else(|| vec![0f32; len]);
-    for p in parts {
-        total.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
-    }
-    total
-}
 
 /// `x (B, C, H, W)`, `W_mat (O, C·kh·kw)`, `bias (O,)` → `y (B, O, H', W')`.
 struct Conv(Geometry);
@@ -319,7 +197,7 @@ impl candle_core::CustomOp3 for Conv {
 }
 
 /// `[∂W_mat | ∂b]` `(O, K + 1)` → `(∂W_mat (O, K), ∂b (O,))`.
-fn split_weight_bias(gwb: &Tensor) -> Result<(Tensor, Tensor)> {
+pub(super) fn split_weight_bias(gwb: &Tensor) -> Result<(Tensor, Tensor)> {
     let k = gwb.dim(1)? - 1;
     Ok((gwb.narrow(1, 0, k)?.contiguous()?, gwb.narrow(1, k, 1)?.squeeze(1)?.contiguous()?))
 }
@@ -387,209 +265,6 @@ impl candle_core::CustomOp2 for ConvParamGrad {
     }
 }
 
-/// The sizes behind [`ConvReluPool`]: the convolution's output `(H', W')`
-/// and the pooled `(H'/2, W'/2)` (odd sizes drop the last row/column).
-fn pooled_hw(g: &Geometry) -> ((usize, usize), (usize, usize)) {
-    let (ho, wo) = g.out_hw();
-    ((ho, wo), (ho / 2, wo / 2))
-}
-
-/// One pooled window's record: which of its four positions held the first
-/// maximum (bits 0–1, row-major) and whether the maximum was positive (bit 2).
-const POSITIVE: u8 = 4;
-
-/// `x`, `W_mat`, `bias` → `relu(max_pool_2×2(W ⋆ x + b))`, one image at a time:
-/// the convolution's output stays in a per-thread buffer while it is pooled,
-/// and never becomes a tensor. `saved` keeps each window's record for the
-/// backward pass (gone after it; a second backward pass recomputes it).
-struct ConvReluPool {
-    g: Geometry,
-    saved: Mutex<Option<Vec<u8>>>,
-}
-
-/// The backward of [`ConvReluPool`]: `(x, W_mat, ∂y)` ↦ `[∂x | ∂W_mat ∂b]`
-/// flattened, the first `B·C·H·W` values `∂x`, the rest `(O, C·kh·kw + 1)`.
-struct ConvReluPoolBackward {
-    g: Geometry,
-    record: Vec<u8>,
-}
-
-impl ConvReluPool {
-    /// The records the forward pass kept, if still there (taking them).
-    fn take_record(&self) -> Result<Option<Vec<u8>>> {
-        Ok(self.saved.lock().map_err(|_| candle_core::Error::Msg("conv2d_relu_max_pool2d: poisoned lock".into()))?.take())
-    }
-
-    /// The forward pass; also returns every window's record.
-    fn run(&self, x: &[f32], w: &[f32], bias: &[f32]) -> Result<(Vec<f32>, Vec<u8>)> {
-        let g = self.g;
-        let (k, p, pix) = g.sizes();
-        let o = bias.len();
-        let ((_, wc), (ho, wo)) = pooled_hw(&g);
-        if x.len() != g.b * pix || w.len() != o * k || ho == 0 || wo == 0 {
-            candle_core::bail!("conv2d_relu_max_pool2d: input, weight {o}×{k} or output too small for {g:?}");
-        }
-        let q = ho * wo;
-        let par = inner_parallelism(g.b);
-        let mut out = vec![0f32; g.b * o * q];
-        let mut record = vec![0u8; g.b * o * q];
-        out.par_chunks_mut(o * q).zip(record.par_chunks_mut(o * q)).zip(x.par_chunks(pix)).for_each_init(
-            || (vec![0f32; k * p], vec![0f32; o * p]),
-            |(cols, yb), ((ob, rb), xb)| {
-                for (plane, &bc) in yb.chunks_mut(p).zip(bias) {
-                    plane.fill(bc);
-                }
-                im2col_image(&g, xb, cols);
-                matmul(yb, p, true, Mat::new(w, o, k), Mat::new(cols, k, p), par);
-                for ((plane, dst), rec) in yb.chunks(p).zip(ob.chunks_mut(q)).zip(rb.chunks_mut(q)) {
-                    for i in 0..ho {
-                        let r0 = &plane[2 * i * wc..2 * i * wc + 2 * wo];
-                        let r1 = &plane[(2 * i + 1) * wc..(2 * i + 1) * wc + 2 * wo];
-                        let (d, r) = (&mut dst[i * wo..(i + 1) * wo], &mut rec[i * wo..(i + 1) * wo]);
-                        for (((d, r), a), b) in d.iter_mut().zip(r).zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)) {
-                            let (at, m) = super::pool::window_max(a, b);
-                            let passes = super::pool::relu_passes(m);
-                            *d = if passes { m } else { 0.0 };
-                            *r = at as u8 | if passes { POSITIVE } else { 0 };
-                        }
-                    }
-                }
-            },
-        );
-        Ok((out, record))
-    }
-}
-
-impl candle_core::CustomOp3 for ConvReluPool {
-    fn name(&self) -> &'static str {
-        "sslab-conv-relu-maxpool2"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(s1, l1, "conv2d_relu_max_pool2d")?;
-        let w = f32_slice(s2, l2, "conv2d_relu_max_pool2d weight")?;
-        let bias = f32_slice(s3, l3, "conv2d_relu_max_pool2d bias")?;
-        let (out, record) = self.run(x, w, bias)?;
-        *self.saved.lock().map_err(|_| candle_core::Error::Msg("conv2d_relu_max_pool2d: poisoned lock".into()))? = Some(record);
-        let (_, (ho, wo)) = pooled_hw(&self.g);
-        Ok((CpuStorage::F32(out), Shape::from((self.g.b, bias.len(), ho, wo))))
-    }
-
-    fn bwd(&self, x: &Tensor, wm: &Tensor, bias: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let record = match self.take_record()? {
-            Some(r) => r,
-            None => {
-                // a second backward pass: the forward pass again, for the records
-                let again = ConvReluPool { g: self.g, saved: Mutex::new(None) };
-                x.apply_op3_no_bwd(wm, bias, &again)?;
-                again.take_record()?.ok_or_else(|| candle_core::Error::Msg("conv2d_relu_max_pool2d: no records after the forward pass".into()))?
-            }
-        };
-        let g = self.g;
-        let (k, _, pix) = g.sizes();
-        let o = wm.dim(0)?;
-        let flat = x.apply_op3_no_bwd(wm, &grad.contiguous()?, &ConvReluPoolBackward { g, record })?;
-        let gx = flat.narrow(0, 0, g.b * pix)?.reshape((g.b, g.c, g.h, g.w))?;
-        let (gw, gb) = split_weight_bias(&flat.narrow(0, g.b * pix, o * (k + 1))?.reshape((o, k + 1))?)?;
-        Ok((Some(gx), Some(gw), Some(gb)))
-    }
-}
-
-impl candle_core::CustomOp3 for ConvReluPoolBackward {
-    fn name(&self) -> &'static str {
-        "sslab-conv-relu-maxpool2-backward"
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout, s3: &CpuStorage, l3: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = self.g;
-        let x = f32_slice(s1, l1, "conv2d_relu_max_pool2d backward")?;
-        let w = f32_slice(s2, l2, "conv2d_relu_max_pool2d backward weight")?;
-        let gy = f32_slice(s3, l3, "conv2d_relu_max_pool2d backward")?;
-        let (k, p, pix) = g.sizes();
-        let o = w.len() / k.max(1);
-        let ((_, wc), (ho, wo)) = pooled_hw(&g);
-        let q = ho * wo;
-        if x.len() != g.b * pix || gy.len() != g.b * o * q || self.record.len() != gy.len() {
-            candle_core::bail!("conv2d_relu_max_pool2d backward: input {:?} or gradient {:?} does not match {g:?}", l1.shape(), l3.shape());
-        }
-        // partial sums over REDUCE_IMAGES images each, as in ConvParamGrad
-        let per = REDUCE_IMAGES;
-        let par = inner_parallelism(g.b.div_ceil(per));
-        let mut gx = vec![0f32; g.b * pix + o * (k + 1)];
-        let (gx_images, _) = gx.split_at_mut(g.b * pix);
-        let acc = gx_images
-            .par_chunks_mut(per * pix)
-            .enumerate()
-            .map(|(t, gx_share)| {
-                let mut acc = vec![0f32; o * (k + 1)];
-                let mut cols = vec![0f32; k * p];
-                let mut gyc = vec![0f32; o * p];
-                for (j, gxb) in gx_share.chunks_mut(pix).enumerate() {
-                    let bi = t * per + j;
-                    // ∂ of the convolution's output: each window's gradient to its first maximum, if positive
-                    gyc.fill(0.0);
-                    let (gpool, rec) = (&gy[bi * o * q..(bi + 1) * o * q], &self.record[bi * o * q..(bi + 1) * o * q]);
-                    for ((plane, gp), rp) in gyc.chunks_mut(p).zip(gpool.chunks(q)).zip(rec.chunks(q)) {
-                        for (idx, (&gv, &r)) in gp.iter().zip(rp).enumerate() {
-                            if r & POSITIVE != 0 {
-                                let (i, jj, at) = (idx / wo, idx % wo, usize::from(r & 3));
-                                plane[(2 * i + at / 2) * wc + 2 * jj + at % 2] = gv;
-                            }
-                        }
-                    }
-                    matmul(&mut cols, p, false, Mat::new(w, o, k).t(), Mat::new(&gyc, o, p), par);
-                    col2im_image(&g, &cols, gxb);
-                    im2col_image(&g, &x[bi * pix..(bi + 1) * pix], &mut cols);
-                    matmul(&mut acc, k + 1, true, Mat::new(&gyc, o, p), Mat::new(&cols, k, p).t(), par);
-                    for (oc, plane) in gyc.chunks(p).enumerate() {
-                        acc[oc * (k + 1) + k] += plane.iter().sum::<f32>();
-                    }
-                }
-                acc
-            })
-            .collect();
-        gx[g.b * pix..].copy_from_slice(&sum_in_order(acc, o * (k + 1)));
-        let n = gx.len();
-        Ok((CpuStorage::F32(gx), Shape::from(n)))
-    }
-}
-
-/// `relu(max_pool2d(conv2d(x, weight, bias, padding, stride), 2))` — the
-/// CNN encoders' layer — as one op on the CPU (f32): the convolution's
-/// output is pooled while it is still in cache and is never stored, and the
-/// backward pass builds its gradient one image at a time. Elsewhere, and
-/// without a bias, [`conv2d`] then [`relu_max_pool2d`](super::relu_max_pool2d).
-///
-/// # Shapes
-/// `x (B, C, H, W)`, `weight (O, C, k, k)`, `bias (O,)` → `(B, O, ⌊H'/2⌋, ⌊W'/2⌋)`
-/// for the convolution's output `(H', W')`, which must be at least 2×2.
-pub fn conv2d_relu_max_pool2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding: usize, stride: usize) -> Result<Tensor> {
-    super::check_input("conv2d_relu_max_pool2d", &[x, weight])?;
-    let fused = super::fused::cpu_f32(&[x, weight]) && bias.is_some_and(|b| super::fused::cpu_f32(&[b]));
-    let (Some(bias), true) = (bias, fused) else {
-        return super::relu_max_pool2d(&conv2d(x, weight, bias, padding, stride)?);
-    };
-    let (o, c, kh, kw) = weight.dims4()?;
-    let (b, cx, h, w) = match x.dims() {
-        &[b, c, h, w] => (b, c, h, w),
-        d => candle_core::bail!("conv2d_relu_max_pool2d expects x (B, C, H, W), got shape {d:?}"),
-    };
-    if cx != c || c == 0 || kh != kw || stride == 0 || h + 2 * padding < kh || w + 2 * padding < kw || bias.dims() != [o] {
-        candle_core::bail!(
-            "conv2d_relu_max_pool2d: input {:?} does not fit weight {:?} and bias {:?} (square kernel, matching channels) with padding {padding}, stride {stride}",
-            x.dims(),
-            weight.dims(),
-            bias.dims()
-        );
-    }
-    let g = Geometry { b, c, h, w, kh, kw, stride, ph: padding, pw: padding };
-    let (ho, wo) = g.out_hw();
-    if ho < 2 || wo < 2 {
-        candle_core::bail!("conv2d_relu_max_pool2d: the convolution's output {ho}×{wo} (input {:?}) is smaller than the 2×2 pool", x.dims());
-    }
-    let wm = weight.reshape((o, c * kh * kw))?.contiguous()?;
-    x.contiguous()?.apply_op3(&wm, &bias.contiguous()?, ConvReluPool { g, saved: Mutex::new(None) })
-}
 
 /// A square-kernel 2-D convolution `y = W ⋆ x + b`, as im2col + matrix product
 /// on the CPU (fast backward), Candle's `conv2d` elsewhere.
@@ -704,6 +379,7 @@ fn conv1d_as_conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, padding:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use super::super::conv2d_relu_max_pool2d;
     use crate::rng::SeededRng;
     use candle_core::{Device, Var};
 

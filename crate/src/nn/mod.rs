@@ -32,6 +32,8 @@ pub mod block;
 pub mod cnn;
 pub mod ema;
 pub(crate) mod fused;
+mod conv_pool;
+pub(crate) mod kernels;
 #[cfg(test)]
 mod grad_flow;
 pub mod heads;
@@ -56,7 +58,8 @@ pub use heads::{
     projection_head, simclr_projection_head, simsiam_prediction_head, simsiam_projection_head, vicreg_projection_head,
     Activation, DinoHead, ProjectionHead, ProjectionLayer,
 };
-pub use im2col::{conv1d, conv2d, conv2d_relu_max_pool2d};
+pub use conv_pool::conv2d_relu_max_pool2d;
+pub use im2col::{conv1d, conv2d};
 pub use pool::relu_max_pool2d;
 pub use params::Params;
 pub use queue::MocoQueue;

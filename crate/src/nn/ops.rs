@@ -25,7 +25,7 @@
 
 use candle_core::{CpuStorage, Layout, Module, Result, Shape, Tensor, D};
 use candle_nn::VarBuilder;
-use super::im2col::{f32_slice, sum_in_order, REDUCE_ROWS};
+use super::kernels::{f32_slice, sum_in_order, REDUCE_ROWS};
 use rayon::prelude::*;
 
 /// Rows per parallel task in the fused row-wise ops.
@@ -313,7 +313,7 @@ impl candle_core::CustomOp2 for BatchMatmul {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        use super::im2col::{inner_parallelism, matmul, Mat};
+        use super::kernels::{inner_parallelism, matmul, Mat};
         let (a, b) = (f32_slice(s1, l1, "batched_matmul")?, f32_slice(s2, l2, "batched_matmul")?);
         let (Ok((batch, ra, ca)), Ok((bb, rb, cb))) = (l1.shape().dims3(), l2.shape().dims3()) else {
             candle_core::bail!("batched_matmul: expects (batch, rows, cols) tensors, got {:?} and {:?}", l1.shape(), l2.shape());
