@@ -13,6 +13,7 @@
 //! - [`BarChart`]: grouped bars (SVG), e.g. accuracy per method.
 //! - [`ImageGrid`]: PNG tiles in HTML. [`Table`]: HTML and text.
 
+mod attention;
 mod bar;
 mod breakdown;
 mod heatmap;
@@ -22,7 +23,8 @@ mod scatter;
 mod table;
 
 pub use bar::BarChart;
-pub use heatmap::{attention_grid, attention_overlay, diverging_color, sequential_color, ColorMap, Heatmap};
+pub use attention::{attention_grid, attention_overlay};
+pub use heatmap::{diverging_color, sequential_color, ColorMap, Heatmap};
 pub use image::ImageGrid;
 pub use line::{LinePlot, Timeline};
 pub use scatter::{pca_2d, ScatterPlot};
