@@ -11,44 +11,10 @@
 //! Notebooks never branch on the profile themselves: they ask for the
 //! experiment's configuration (for example [`Profile::why_ssl`]) and print it.
 
-use candle_core::{bail, Result};
+pub use crate::profile::{Profile, PROFILE_VAR};
 use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// The name of the environment variable that selects the profile.
-pub const PROFILE_VAR: &str = "SSLAB_PROFILE";
-
-/// How large the experiments of a run are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Profile {
-    /// Tiny sizes for CI: every cell runs, results are not meaningful.
-    Smoke,
-    /// The default: meaningful results within minutes on a laptop CPU.
-    Cpu,
-    /// Full-size experiments for a GPU.
-    Gpu,
-}
 
 impl Profile {
-    /// Parses a profile name (`smoke`, `cpu` or `gpu`, any case).
-    pub fn parse(name: &str) -> Result<Self> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "smoke" => Ok(Self::Smoke),
-            "cpu" => Ok(Self::Cpu),
-            "gpu" => Ok(Self::Gpu),
-            other => bail!("unknown profile {other:?} in {PROFILE_VAR}: expected smoke, cpu or gpu"),
-        }
-    }
-
-    /// The profile named by `SSLAB_PROFILE`, or [`Profile::Cpu`] when it is unset or empty.
-    pub fn current() -> Result<Self> {
-        match std::env::var(PROFILE_VAR) {
-            Ok(v) if !v.trim().is_empty() => Self::parse(&v),
-            _ => Ok(Self::Cpu),
-        }
-    }
-
     /// The sizes of section 24.1's label-efficiency experiment in this profile.
     pub fn why_ssl(self) -> WhySslConfig {
         match self {
@@ -297,15 +263,6 @@ impl Profile {
     }
 }
 
-impl fmt::Display for Profile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Smoke => "smoke",
-            Self::Cpu => "cpu",
-            Self::Gpu => "gpu",
-        })
-    }
-}
 
 /// Sizes of the label-efficiency experiment of section 24.1: SimCLR and
 /// rotation pretraining on unlabelled images, then a linear probe on few

@@ -63,6 +63,7 @@ pub mod metrics;
 pub mod loss;
 pub mod nn;
 pub mod plot;
+pub mod profile;
 pub mod pretext;
 pub mod rng;
 pub mod sequence;
