@@ -1,6 +1,6 @@
 //! Masked and causal language models on a tiny transformer.
 
-use super::*;
+use super::N_SPECIAL;
 use crate::data::MASK_ID;
 use crate::loss::{accuracy, cross_entropy};
 use crate::nn::{LmHead, Params, TextEncoder, TextEncoderConfig};

@@ -38,20 +38,11 @@ pub(crate) const N_SPECIAL: u32 = 5;
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::data::{LabelledData, TextCorpus, Tokenizer, CLS_ID, MASK_ID, PAD_ID, SEP_ID};
-    #[allow(unused_imports)]
-    use crate::rng::{derive_seed, SeededRng};
-    #[allow(unused_imports)]
-    use crate::nn::{linear, LmHead, Linear, Params, TextEncoder, TextEncoderConfig};
-    #[allow(unused_imports)]
-    use crate::eval::{train_end_to_end, ClassifierConfig, ComparisonRow, FewLabelProtocol};
-    #[allow(unused_imports)]
-    use crate::train::{finite_loss, History, Optim, OptimizerConfig, StepSampler};
-    #[allow(unused_imports)]
-    use candle_core::{DType, Device, Module, Result, Tensor};
-    #[allow(unused_imports)]
     use super::word2vec::log_sigmoid;
+    use crate::data::{TextCorpus, CLS_ID, MASK_ID, SEP_ID};
+    use crate::eval::{ClassifierConfig, FewLabelProtocol};
+    use crate::rng::SeededRng;
+    use candle_core::{Device, Tensor};
     use crate::data::TokenizerKind;
 
     fn words() -> TextCorpus {

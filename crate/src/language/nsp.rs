@@ -1,6 +1,6 @@
 //! Next-sentence prediction.
 
-use super::*;
+use super::{LmConfig, LmObjective};
 use crate::data::{CLS_ID, PAD_ID, SEP_ID};
 use crate::loss::{accuracy, cross_entropy};
 use crate::nn::{linear, Linear, Params, TextEncoder};

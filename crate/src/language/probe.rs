@@ -1,6 +1,6 @@
 //! The masked-character probe: what do the representations know about the hidden character?
 
-use super::*;
+use super::{LanguageModel, LmConfig, LmObjective};
 use crate::data::{LabelledData, Tokenizer, MASK_ID};
 use crate::eval::{train_end_to_end, ClassifierConfig, ComparisonRow, FewLabelProtocol};
 use crate::nn::{Params, TextEncoder};

@@ -1,6 +1,6 @@
 //! Word vectors: skip-gram and CBOW with negative sampling (word2vec).
 
-use super::*;
+use super::N_SPECIAL;
 use crate::data::TextCorpus;
 use crate::loss::l2_normalize;
 use crate::nn::Params;

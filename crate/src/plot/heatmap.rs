@@ -540,7 +540,6 @@ fn format_value(v: f32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
     use super::super::attention::{attention_grid, attention_overlay};
 
     #[test]

@@ -36,18 +36,11 @@ pub use video::*;
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[allow(unused_imports)]
-    use crate::augment::{time_series, Transform};
-    #[allow(unused_imports)]
     use crate::data::{LabelledData, SeriesDataset};
-    #[allow(unused_imports)]
-    use crate::eval::{map_batches, train_end_to_end, ClassifierConfig, ComparisonRow, FewLabelProtocol};
-    #[allow(unused_imports)]
-    use crate::nn::{linear, Conv1dEncoder, Conv1dEncoderConfig, Linear, Params};
-    #[allow(unused_imports)]
-    use crate::rng::{derive_seed, SeededRng};
-    #[allow(unused_imports)]
-    use candle_core::{Device, Module, ModuleT, Result, Tensor};
+    use crate::eval::ClassifierConfig;
+    use crate::nn::Conv1dEncoderConfig;
+    use crate::rng::SeededRng;
+    use candle_core::Device;
 
     fn series(n: usize) -> SeriesDataset {
         crate::data::synthetic_series(n, 64, 0).unwrap()
