@@ -6,10 +6,14 @@ use crate::loss::{accuracy, cross_entropy};
 use crate::nn::{LmHead, Params, TextEncoder, TextEncoderConfig};
 use crate::pretext::mask_token_ids;
 use crate::rng::{derive_seed, SeededRng};
-use crate::train::{finite_loss, History, Optim, OptimizerConfig};
+use crate::train::{History, OptimizerConfig, Run, StepLoss};
 use candle_core::{Device, Module, Result, Tensor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::path::Path;
+
+/// The `format` of a language-model checkpoint's `config.json`.
+const LM_FORMAT: &str = "sslab-lm-v1";
 
 /// What a [`LanguageModel`] learns to predict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,11 +84,9 @@ pub struct LanguageModel {
     pub(super) params: Params,
     pub(super) encoder: TextEncoder,
     pub(super) head: LmHead,
-    pub(super) opt: Optim,
-    pub(super) history: History,
+    pub(super) run: Run,
     pub(super) device: Device,
     pub(super) vocab_size: usize,
-    pub(super) step: usize,
 }
 
 /// `n` random windows of `len` tokens of `ids` (starts drawn from `rng`).
@@ -96,6 +98,57 @@ fn windows(ids: &[u32], len: usize, n: usize, rng: &mut SeededRng) -> Result<Vec
         let s = rng.below(ids.len() - len);
         ids[s..s + len + 1].to_vec()
     }).collect())
+}
+
+/// Rows of token ids as a `(B, L)` u32 tensor on `dev`.
+fn ids_tensor(rows: &[Vec<u32>], dev: &Device) -> Result<Tensor> {
+    let (b, l) = (rows.len(), rows.first().map_or(0, |r| r.len()));
+    Tensor::from_vec(rows.concat(), (b, l), dev)
+}
+
+/// One training batch of `config.objective` from random windows of `ids`:
+/// the logits of the predicted positions and their target ids.
+fn lm_batch(
+    config: &LmConfig,
+    encoder: &TextEncoder,
+    head: &LmHead,
+    ids: &[u32],
+    vocab_size: usize,
+    rng: &mut SeededRng,
+    dev: &Device,
+) -> Result<(Tensor, Tensor)> {
+    let (l, b) = (config.context, config.batch_size);
+    let win = windows(ids, l, b, rng)?;
+    match config.objective {
+        LmObjective::Causal => {
+            let x = ids_tensor(&win.iter().map(|w| w[..l].to_vec()).collect::<Vec<_>>(), dev)?;
+            let y = ids_tensor(&win.iter().map(|w| w[1..].to_vec()).collect::<Vec<_>>(), dev)?;
+            let logits = head.forward(&encoder.forward(&x)?)?;
+            Ok((logits.reshape((b * l, vocab_size))?, y.flatten_all()?))
+        }
+        LmObjective::Masked => {
+            let specials: Vec<u32> = (0..N_SPECIAL).collect();
+            let mut inputs = Vec::with_capacity(b);
+            let (mut pos, mut tgt) = (Vec::new(), Vec::new());
+            for (i, w) in win.iter().enumerate() {
+                let m = mask_token_ids(&w[..l], config.mask_ratio, MASK_ID, vocab_size, &specials, rng)?;
+                for p in m.positions() {
+                    pos.push((i * l + p) as u32);
+                    tgt.push(w[p]);
+                }
+                inputs.push(m.input);
+            }
+            if pos.is_empty() {
+                // nothing masked in the whole batch (tiny batches only): predict the first token
+                pos.push(0);
+                tgt.push(win[0][0]);
+            }
+            let h = encoder.forward(&ids_tensor(&inputs, dev)?)?.reshape((b * l, config.dim))?;
+            let n = pos.len();
+            let h = h.index_select(&Tensor::from_vec(pos, n, dev)?, 0)?;
+            Ok((head.forward(&h)?, Tensor::from_vec(tgt, n, dev)?))
+        }
+    }
 }
 
 impl LanguageModel {
@@ -110,7 +163,8 @@ impl LanguageModel {
         let head = LmHead::tied(&encoder, vb.pp("head"))?;
         let opt = OptimizerConfig::adamw(config.lr, 0.01).build(params.named_trainable_vars())?;
         let history = History::new(&config.objective.to_string(), "token accuracy");
-        Ok(Self { config, params, encoder, head, opt, history, device: dev.clone(), vocab_size, step: 0 })
+        let run = Run::new(opt, history, config.seed, "lm-step-");
+        Ok(Self { config, params, encoder, head, run, device: dev.clone(), vocab_size })
     }
 
     /// The settings.
@@ -120,7 +174,17 @@ impl LanguageModel {
 
     /// Loss and metric per step.
     pub fn history(&self) -> &History {
-        &self.history
+        self.run.history()
+    }
+
+    /// Steps taken.
+    pub fn step(&self) -> usize {
+        self.run.step()
+    }
+
+    /// The size of the vocabulary it reads and predicts.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
     }
 
     /// The parameters (encoder under `enc.`).
@@ -134,8 +198,7 @@ impl LanguageModel {
     }
 
     fn ids_tensor(&self, rows: &[Vec<u32>]) -> Result<Tensor> {
-        let (b, l) = (rows.len(), rows.first().map_or(0, |r| r.len()));
-        Tensor::from_vec(rows.concat(), (b, l), &self.device)
+        ids_tensor(rows, &self.device)
     }
 
     /// Trains `steps` more steps on random windows of `ids`.
@@ -143,55 +206,28 @@ impl LanguageModel {
         if let Some(bad) = ids.iter().find(|&&i| i as usize >= self.vocab_size) {
             candle_core::bail!("language model: token id {bad} is outside its vocabulary of {}", self.vocab_size);
         }
-        let (l, b) = (self.config.context, self.config.batch_size);
-        let mut progress = crate::train::Progress::start(&self.history.name.clone(), steps);
-        for _ in 0..steps {
-            if progress.stopped() {
-                break;
-            }
-            let k = self.step;
-            let mut rng = SeededRng::new(derive_seed(self.config.seed, &format!("lm-step-{k}")));
-            let win = windows(ids, l, b, &mut rng)?;
-            let (logits, targets) = match self.config.objective {
-                LmObjective::Causal => {
-                    let x = self.ids_tensor(&win.iter().map(|w| w[..l].to_vec()).collect::<Vec<_>>())?;
-                    let y = self.ids_tensor(&win.iter().map(|w| w[1..].to_vec()).collect::<Vec<_>>())?;
-                    let logits = self.head.forward(&self.encoder.forward(&x)?)?;
-                    (logits.reshape((b * l, self.vocab_size))?, y.flatten_all()?)
-                }
-                LmObjective::Masked => {
-                    let specials: Vec<u32> = (0..N_SPECIAL).collect();
-                    let mut inputs = Vec::with_capacity(b);
-                    let (mut pos, mut tgt) = (Vec::new(), Vec::new());
-                    for (i, w) in win.iter().enumerate() {
-                        let m = mask_token_ids(&w[..l], self.config.mask_ratio, MASK_ID, self.vocab_size, &specials, &mut rng)?;
-                        for p in m.positions() {
-                            pos.push((i * l + p) as u32);
-                            tgt.push(w[p]);
-                        }
-                        inputs.push(m.input);
-                    }
-                    if pos.is_empty() {
-                        // nothing masked in the whole batch (tiny batches only): predict the first token
-                        pos.push(0);
-                        tgt.push(win[0][0]);
-                    }
-                    let h = self.encoder.forward(&self.ids_tensor(&inputs)?)?.reshape((b * l, self.config.dim))?;
-                    let n = pos.len();
-                    let h = h.index_select(&Tensor::from_vec(pos, n, &self.device)?, 0)?;
-                    (self.head.forward(&h)?, Tensor::from_vec(tgt, n, &self.device)?)
-                }
-            };
-            let loss = cross_entropy(&logits, &targets)?;
-            let lv = finite_loss(&loss, k + 1, &self.config.objective.to_string())?;
+        let (config, encoder, head, dev, vocab) = (&self.config, &self.encoder, &self.head, &self.device, self.vocab_size);
+        self.run.train_for(steps, &mut |_k: usize, rng: &mut SeededRng| {
+            let (logits, targets) = lm_batch(config, encoder, head, ids, vocab, rng, dev)?;
             let acc = accuracy(&logits, &targets)?;
-            self.opt.backward_step(&loss)?;
-            self.step += 1;
-            self.history.push(self.step, lv, acc);
-            progress.tick_history(&self.history);
-        }
-        progress.finish(&self.history.summary());
-        Ok(&self.history)
+            Ok(StepLoss::new(cross_entropy(&logits, &targets)?, acc))
+        })
+    }
+
+    /// Saves the model (parameters, optimiser state, settings, progress and
+    /// history) into the directory `dir`, atomically.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let meta = serde_json::json!({ "config": self.config, "vocab_size": self.vocab_size });
+        self.run.save(dir, LM_FORMAT, meta, &self.params, &[])
+    }
+
+    /// Loads a model saved by [`LanguageModel::save`], ready to continue
+    /// training (the same windows as an uninterrupted run) or to fill masks.
+    pub fn load(dir: impl AsRef<Path>, dev: &Device) -> Result<Self> {
+        let ck = Run::open(dir, LM_FORMAT, "an sslab language-model checkpoint", dev)?;
+        let mut m = Self::new(ck.entry("config")?, ck.entry("vocab_size")?, dev)?;
+        m.run.restore(&ck, &m.params)?;
+        Ok(m)
     }
 
     /// The `k` most probable tokens (id, probability) at every `[MASK]` of `ids`

@@ -6,8 +6,17 @@ use crate::loss::{accuracy, cross_entropy};
 use crate::nn::{linear, Linear, Params, TextEncoder};
 use crate::pretext::{nsp_input, nsp_pairs};
 use crate::rng::{derive_seed, SeededRng};
-use crate::train::{finite_loss, History, Optim, OptimizerConfig, StepSampler};
+use crate::train::{History, OptimizerConfig, Run, StepLoss, StepSampler};
 use candle_core::{Device, Module, Result, Tensor};
+use std::path::Path;
+
+/// The `format` of a next-sentence checkpoint's `config.json`.
+const NSP_FORMAT: &str = "sslab-nsp-v1";
+
+/// Is-next logits `(B, 2)` from the `[CLS]` state of `ids` under `padding`.
+fn nsp_logits(encoder: &TextEncoder, head: &Linear, ids: &Tensor, padding: &Tensor) -> Result<Tensor> {
+    head.forward(&encoder.pooled(ids, Some(padding), crate::nn::Pooling::Cls)?)
+}
 
 /// Next-sentence prediction on sentence pairs: the encoder of `lm`'s shape
 /// (not causal) reads `[CLS] A [SEP] B [SEP]` (padded to `context`), a linear
@@ -16,13 +25,10 @@ pub struct NextSentence {
     params: Params,
     encoder: TextEncoder,
     head: Linear,
-    opt: Optim,
-    history: History,
-    context: usize,
-    batch_size: usize,
-    seed: u64,
+    run: Run,
+    lm: LmConfig,
+    vocab_size: usize,
     device: Device,
-    step: usize,
 }
 
 /// Sentence pairs as padded id rows `(N, L)`, padding masks and labels (1 = is next).
@@ -85,12 +91,18 @@ impl NextSentence {
         let head = linear(lm.dim, 2, vb.pp("head"))?;
         let opt = OptimizerConfig::adamw(lm.lr, 0.01).build(params.named_trainable_vars())?;
         let history = History::new("next-sentence prediction", "accuracy");
-        Ok(Self { params, encoder, head, opt, history, context: lm.context, batch_size: lm.batch_size, seed: lm.seed, device: dev.clone(), step: 0 })
+        let run = Run::new(opt, history, lm.seed, "nsp-step-");
+        Ok(Self { params, encoder, head, run, lm: cfg, vocab_size, device: dev.clone() })
     }
 
     /// Loss and accuracy per step.
     pub fn history(&self) -> &History {
-        &self.history
+        self.run.history()
+    }
+
+    /// Steps taken.
+    pub fn step(&self) -> usize {
+        self.run.step()
     }
 
     /// The parameters.
@@ -99,37 +111,41 @@ impl NextSentence {
     }
 
     fn logits(&self, ids: &Tensor, padding: &Tensor) -> Result<Tensor> {
-        let h = self.encoder.pooled(ids, Some(padding), crate::nn::Pooling::Cls)?;
-        self.head.forward(&h)
+        nsp_logits(&self.encoder, &self.head, ids, padding)
     }
 
     /// Trains `steps` more steps on minibatches of `pairs`.
     pub fn train_for(&mut self, steps: usize, pairs: &NspBatch) -> Result<&History> {
         let n = pairs.labels.dim(0)?;
-        if pairs.ids.dim(1)? > self.context {
-            candle_core::bail!("next-sentence prediction: pairs of {} tokens, the model reads at most {}", pairs.ids.dim(1)?, self.context);
+        if pairs.ids.dim(1)? > self.lm.context {
+            candle_core::bail!("next-sentence prediction: pairs of {} tokens, the model reads at most {}", pairs.ids.dim(1)?, self.lm.context);
         }
-        let mut sampler = StepSampler::new(n, derive_seed(self.seed, "nsp-batches"))?;
-        let mut progress = crate::train::Progress::start(&self.history.name.clone(), steps);
-        for _ in 0..steps {
-            if progress.stopped() {
-                break;
-            }
-            let k = self.step;
-            let idx: Vec<u32> = sampler.batch(k, self.batch_size.min(n)).iter().map(|&i| i as u32).collect();
-            let idx = Tensor::from_vec(idx.clone(), idx.len(), &self.device)?;
-            let logits = self.logits(&pairs.ids.index_select(&idx, 0)?, &pairs.padding.index_select(&idx, 0)?)?;
+        let mut sampler = StepSampler::new(n, derive_seed(self.lm.seed, "nsp-batches"))?;
+        let (encoder, head, batch, dev) = (&self.encoder, &self.head, self.lm.batch_size.min(n), &self.device);
+        self.run.train_for(steps, &mut |k: usize, _rng: &mut SeededRng| {
+            let idx: Vec<u32> = sampler.batch(k, batch).iter().map(|&i| i as u32).collect();
+            let idx = Tensor::from_vec(idx.clone(), idx.len(), dev)?;
+            let logits = nsp_logits(encoder, head, &pairs.ids.index_select(&idx, 0)?, &pairs.padding.index_select(&idx, 0)?)?;
             let y = pairs.labels.index_select(&idx, 0)?;
-            let loss = cross_entropy(&logits, &y)?;
-            let lv = finite_loss(&loss, k + 1, "next-sentence prediction")?;
             let acc = accuracy(&logits, &y)?;
-            self.opt.backward_step(&loss)?;
-            self.step += 1;
-            self.history.push(self.step, lv, acc);
-            progress.tick_history(&self.history);
-        }
-        progress.finish(&self.history.summary());
-        Ok(&self.history)
+            Ok(StepLoss::new(cross_entropy(&logits, &y)?, acc))
+        })
+    }
+
+    /// Saves the model (parameters, optimiser state, settings, progress and
+    /// history) into the directory `dir`, atomically.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let meta = serde_json::json!({ "config": self.lm, "vocab_size": self.vocab_size });
+        self.run.save(dir, NSP_FORMAT, meta, &self.params, &[])
+    }
+
+    /// Loads a model saved by [`NextSentence::save`], ready to continue training.
+    pub fn load(dir: impl AsRef<Path>, dev: &Device) -> Result<Self> {
+        let ck = Run::open(dir, NSP_FORMAT, "an sslab next-sentence checkpoint", dev)?;
+        let lm: LmConfig = ck.entry("config")?;
+        let mut m = Self::new(&lm, ck.entry("vocab_size")?, dev)?;
+        m.run.restore(&ck, &m.params)?;
+        Ok(m)
     }
 
     /// Accuracy on `pairs` (e.g. held-out ones).

@@ -6,22 +6,43 @@ use super::{build_method, Encoder, Method, PretextImages, PretrainConfig};
 use crate::data::ImageDataset;
 use crate::nn::Params;
 use crate::rng::{derive_seed, SeededRng};
-use crate::train::{finite_loss, load_checkpoint, save_checkpoint, History, Optim, Schedule, StepSampler};
+use crate::train::{History, Objective, Run, Schedule, StepLoss, StepSampler};
 use candle_core::{Device, Result, Tensor};
 use std::path::Path;
 
-/// A pretraining run: parameters, method, optimiser, schedule and progress.
+/// A pretraining run: parameters, method, and the [`Run`] (optimiser,
+/// schedule, history).
 pub struct Pretrainer {
     config: PretrainConfig,
     image_shape: (usize, usize, usize),
     params: Params,
     method: Box<dyn Method>,
-    opt: Optim,
-    schedule: Schedule,
-    step: usize,
-    history: History,
+    run: Run,
     sampler_seed: u64,
     device: Device,
+}
+
+/// One step of a method on a batch of images.
+struct MethodStep<'a> {
+    method: &'a mut dyn Method,
+    data: &'a ImageDataset,
+    sampler: StepSampler,
+    batch_size: usize,
+    total_steps: usize,
+    device: &'a Device,
+}
+
+impl Objective for MethodStep<'_> {
+    fn step_loss(&mut self, k: usize, rng: &mut SeededRng) -> Result<StepLoss> {
+        let (x, _) = self.data.batch(&self.sampler.batch(k, self.batch_size), self.device)?;
+        let out = self.method.loss(&x, rng)?;
+        Ok(StepLoss::new(out.loss, out.metric))
+    }
+
+    fn after_step(&mut self, k: usize) -> Result<Vec<(&'static str, f64)>> {
+        self.method.after_step(k, self.total_steps)?;
+        Ok(self.method.parts())
+    }
 }
 
 impl Pretrainer {
@@ -40,14 +61,11 @@ impl Pretrainer {
         let history = History::new(&format!("{} pretraining", config.method), method.metric_name());
         Ok(Self {
             sampler_seed: derive_seed(config.seed, "data-order"),
+            run: Run::new(opt, history, config.seed, "step").with_schedule(schedule),
             config,
             image_shape,
             params,
             method,
-            opt,
-            schedule,
-            step: 0,
-            history,
             device: dev.clone(),
         })
     }
@@ -59,12 +77,12 @@ impl Pretrainer {
 
     /// Steps done so far.
     pub fn step(&self) -> usize {
-        self.step
+        self.run.step()
     }
 
     /// Loss and metric of every step so far.
     pub fn history(&self) -> &History {
-        &self.history
+        self.run.history()
     }
 
     /// The trainable parameters.
@@ -80,7 +98,7 @@ impl Pretrainer {
     /// Trains `steps` more steps on the images of `data` (labels unused) and
     /// returns the history. Call again to continue where it stopped; past the
     /// planned `config.steps` the learning rate stays at its final value
-    /// (5% of the peak).
+    /// (`final_lr_fraction` of the peak).
     ///
     /// Stops with an error naming the step if the loss becomes NaN or infinite.
     pub fn train_for(&mut self, steps: usize, data: &ImageDataset) -> Result<&History> {
@@ -92,29 +110,15 @@ impl Pretrainer {
                 data.name
             );
         }
-        let mut sampler = StepSampler::new(data.len(), self.sampler_seed)?;
-        let what = format!("{} pretraining", self.config.method);
-        let mut progress = crate::train::Progress::start(&what, steps);
-        for _ in 0..steps {
-            if progress.stopped() {
-                break;
-            }
-            let k = self.step;
-            self.opt.set_lr(self.schedule.at(k));
-            let idx = sampler.batch(k, self.config.batch_size);
-            let (x, _) = data.batch(&idx, &self.device)?;
-            let mut rng = SeededRng::new(derive_seed(self.config.seed, &format!("step{k}")));
-            let out = self.method.loss(&x, &mut rng)?;
-            let l = finite_loss(&out.loss, k + 1, &what)?;
-            self.opt.backward_step(&out.loss)?;
-            self.method.after_step(k, self.config.steps)?;
-            self.history.push(k + 1, l, out.metric);
-            self.history.push_parts(&self.method.parts());
-            self.step += 1;
-            progress.tick_history(&self.history);
-        }
-        progress.finish(&self.history.summary());
-        Ok(&self.history)
+        let mut step = MethodStep {
+            method: self.method.as_mut(),
+            data,
+            sampler: StepSampler::new(data.len(), self.sampler_seed)?,
+            batch_size: self.config.batch_size,
+            total_steps: self.config.steps,
+            device: &self.device,
+        };
+        self.run.train_for(steps, &mut step)
     }
 
     /// The device the run trains on.
@@ -195,31 +199,25 @@ impl Pretrainer {
     /// Saves the run (parameters, optimiser state, method state, config,
     /// progress and history) into the directory `dir`, atomically.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
-        let model = self.params.named_tensors();
         let meta = serde_json::json!({
-            "format": "sslab-pretrain-v1",
             "config": self.config,
             "image_shape": [self.image_shape.0, self.image_shape.1, self.image_shape.2],
-            "step": self.step,
-            "optimizer_steps": self.opt.steps_taken(),
-            "history": self.history,
         });
-        save_checkpoint(dir, &meta, &[("model", &model), ("optimizer", &self.opt.state()), ("state", &self.method.state())])
+        self.run.save(dir, FORMAT, meta, &self.params, &[("state", &self.method.state())])
     }
 
     /// Loads a run saved by [`Pretrainer::save`], ready to continue training
     /// or to compute features.
     pub fn load(dir: impl AsRef<Path>, dev: &Device) -> Result<Self> {
-        let ck = load_checkpoint(dir, dev)?;
-        ck.expect_format("sslab-pretrain-v1", "an sslab pretraining checkpoint")?;
+        let ck = Run::open(dir, FORMAT, "an sslab pretraining checkpoint", dev)?;
         let shape: Vec<usize> = ck.entry("image_shape")?;
         let &[c, h, w] = shape.as_slice() else { return Err(ck.config_error("\"image_shape\" must have 3 entries")) };
         let mut run = Self::new(ck.entry("config")?, (c, h, w), dev)?;
-        ck.restore_params(&run.params, "model")?;
-        ck.restore_optimizer(&mut run.opt)?;
+        run.run.restore(&ck, &run.params)?;
         run.method.load_state(ck.group("state")?)?;
-        run.step = ck.entry("step")?;
-        run.history = ck.entry("history")?;
         Ok(run)
     }
 }
+
+/// The `format` of a pretraining checkpoint's `config.json`.
+const FORMAT: &str = "sslab-pretrain-v1";

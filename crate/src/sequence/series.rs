@@ -8,10 +8,11 @@ use crate::nn::{linear, Conv1dEncoder, Conv1dEncoderConfig, Linear, Params};
 use crate::plot::LinePlot;
 use crate::pretext::{cpc_windows, mask_time_steps, order_verification};
 use crate::rng::{derive_seed, SeededRng};
-use crate::train::{finite_loss, History, Optim, OptimizerConfig, StepSampler};
+use crate::train::{History, OptimizerConfig, Run, StepLoss, StepSampler};
 use candle_core::{Device, Module, ModuleT, Result, Tensor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::path::Path;
 
 /// The time-series pretext tasks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,11 +154,9 @@ pub struct SeriesPretrainer {
     params: Params,
     encoder: Conv1dEncoder,
     head: SeriesHead,
-    opt: Optim,
-    history: History,
+    run: Run,
     device: Device,
     shape: (usize, usize),
-    step: usize,
 }
 
 impl SeriesPretrainer {
@@ -178,7 +177,8 @@ impl SeriesPretrainer {
         };
         let opt = OptimizerConfig::adamw(config.lr, config.weight_decay).build(params.named_trainable_vars())?;
         let history = History::new(&format!("{} pretraining", config.task), config.task.metric_name());
-        Ok(Self { config, params, encoder, head, opt, history, device: dev.clone(), shape, step: 0 })
+        let run = Run::new(opt, history, config.seed, "series-step-");
+        Ok(Self { config, params, encoder, head, run, device: dev.clone(), shape })
     }
 
     /// The settings.
@@ -188,59 +188,17 @@ impl SeriesPretrainer {
 
     /// Steps taken.
     pub fn step(&self) -> usize {
-        self.step
+        self.run.step()
     }
 
     /// Loss and metric per step.
     pub fn history(&self) -> &History {
-        &self.history
+        self.run.history()
     }
 
     /// The parameters (encoder under `enc.`).
     pub fn params(&self) -> &Params {
         &self.params
-    }
-
-    fn loss(&self, x: &Tensor, rng: &mut SeededRng) -> Result<(Tensor, f64)> {
-        let t = x.dim(2)?;
-        match &self.head {
-            SeriesHead::Masked(dec) => {
-                let (masked, mask) = mask_time_steps(x, self.config.mask_ratio, self.config.mask_span, rng)?;
-                let steps = self.encoder.forward_steps_t(&masked, true)?; // (B, D, T)
-                let pred = dec.forward(&steps.transpose(1, 2)?)?.transpose(1, 2)?; // (B, C, T)
-                let err = (pred - x)?.sqr()?;
-                let n = mask.sum_all()?.to_scalar::<f32>()?.max(1.0);
-                let loss = (err * &mask)?.sum_all()?.affine(1.0 / n as f64, 0.0)?;
-                let v = loss.to_scalar::<f32>()? as f64;
-                Ok((loss, v))
-            }
-            SeriesHead::Order(cls) => {
-                let o = order_verification(x, self.config.segments, rng)?;
-                let logits = cls.forward(&self.encoder.forward_t(&o.input, true)?)?;
-                Ok((cross_entropy(&logits, &o.labels)?, accuracy(&logits, &o.labels)?))
-            }
-            SeriesHead::Cpc(pred) => {
-                let len = |f: f64| (f * t as f64).round() as usize;
-                let w = cpc_windows(x, len(self.config.cpc_context), len(self.config.cpc_future), rng)?;
-                let c = l2_normalize(&pred.forward(&self.encoder.forward_t(&w.context, true)?)?)?;
-                let z = l2_normalize(&self.encoder.forward_t(&w.future, true)?)?;
-                let logits = (c.matmul(&z.t()?)? / self.config.temperature)?;
-                let targets = Tensor::arange(0u32, x.dim(0)? as u32, x.device())?;
-                Ok((cross_entropy(&logits, &targets)?, accuracy(&logits, &targets)?))
-            }
-            SeriesHead::Contrastive(fc1, fc2) => {
-                let aug = time_series(((self.config.crop * t as f64).round() as usize).max(1));
-                let b = x.dim(0)?;
-                let views = Tensor::cat(&[aug.apply(x, rng)?, aug.apply(x, rng)?], 0)?;
-                let h = fc2.forward(&fc1.forward(&self.encoder.forward_t(&views, true)?)?.relu()?)?;
-                let (z1, z2) = (h.narrow(0, 0, b)?, h.narrow(0, b, b)?);
-                let loss = nt_xent(&z1, &z2, self.config.temperature)?;
-                // how often each view's nearest other view is its positive
-                let s = l2_normalize(&z1)?.matmul(&l2_normalize(&z2)?.t()?)?;
-                let targets = Tensor::arange(0u32, b as u32, x.device())?;
-                Ok((loss, accuracy(&s, &targets)?))
-            }
-        }
     }
 
     /// Trains `steps` more steps on `data` (labels unused). Batch `k` and its
@@ -251,23 +209,29 @@ impl SeriesPretrainer {
             candle_core::bail!("series pretraining: the run was built for (C, T) = {:?}, the data {} is ({c}, {t})", self.shape, data.name);
         }
         let mut sampler = StepSampler::new(data.len(), derive_seed(self.config.seed, "series-batches"))?;
-        let mut progress = crate::train::Progress::start(&self.history.name.clone(), steps);
-        for _ in 0..steps {
-            if progress.stopped() {
-                break;
-            }
-            let k = self.step;
-            let (x, _) = data.batch(&sampler.batch(k, self.config.batch_size.min(data.len())), &self.device)?;
-            let mut rng = SeededRng::new(derive_seed(self.config.seed, &format!("series-step-{k}")));
-            let (loss, metric) = self.loss(&x, &mut rng)?;
-            let l = finite_loss(&loss, k + 1, &format!("{} pretraining", self.config.task))?;
-            self.opt.backward_step(&loss)?;
-            self.step += 1;
-            self.history.push(self.step, l, metric);
-            progress.tick_history(&self.history);
-        }
-        progress.finish(&self.history.summary());
-        Ok(&self.history)
+        let (config, encoder, head, dev) = (&self.config, &self.encoder, &self.head, &self.device);
+        self.run.train_for(steps, &mut |k: usize, rng: &mut SeededRng| {
+            let (x, _) = data.batch(&sampler.batch(k, config.batch_size.min(data.len())), dev)?;
+            let (loss, metric) = series_loss(config, encoder, head, &x, rng)?;
+            Ok(StepLoss::new(loss, metric))
+        })
+    }
+
+    /// Saves the run (parameters, optimiser state, settings, progress and
+    /// history) into the directory `dir`, atomically.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let meta = serde_json::json!({ "config": self.config, "shape": [self.shape.0, self.shape.1] });
+        self.run.save(dir, SERIES_FORMAT, meta, &self.params, &[])
+    }
+
+    /// Loads a run saved by [`SeriesPretrainer::save`], ready to continue
+    /// training (the same batches as an uninterrupted run) or to compute features.
+    pub fn load(dir: impl AsRef<Path>, dev: &Device) -> Result<Self> {
+        let ck = Run::open(dir, SERIES_FORMAT, "an sslab series pretraining checkpoint", dev)?;
+        let shape: (usize, usize) = ck.entry("shape")?;
+        let mut run = Self::new(ck.entry("config")?, shape, dev)?;
+        run.run.restore(&ck, &run.params)?;
+        Ok(run)
     }
 
     /// Pooled representations `(N, D)` of `series (N, C, T)`, in evaluation mode, on the CPU.
@@ -287,6 +251,52 @@ impl SeriesPretrainer {
         Ok((masked, pred.detach(), mask))
     }
 }
+
+/// The loss and metric of `config.task` on the series `x`.
+fn series_loss(config: &SeriesPretrainConfig, encoder: &Conv1dEncoder, head: &SeriesHead, x: &Tensor, rng: &mut SeededRng) -> Result<(Tensor, f64)> {
+    let t = x.dim(2)?;
+    match head {
+        SeriesHead::Masked(dec) => {
+            let (masked, mask) = mask_time_steps(x, config.mask_ratio, config.mask_span, rng)?;
+            let steps = encoder.forward_steps_t(&masked, true)?; // (B, D, T)
+            let pred = dec.forward(&steps.transpose(1, 2)?)?.transpose(1, 2)?; // (B, C, T)
+            let err = (pred - x)?.sqr()?;
+            let n = mask.sum_all()?.to_scalar::<f32>()?.max(1.0);
+            let loss = (err * &mask)?.sum_all()?.affine(1.0 / n as f64, 0.0)?;
+            let v = loss.to_scalar::<f32>()? as f64;
+            Ok((loss, v))
+        }
+        SeriesHead::Order(cls) => {
+            let o = order_verification(x, config.segments, rng)?;
+            let logits = cls.forward(&encoder.forward_t(&o.input, true)?)?;
+            Ok((cross_entropy(&logits, &o.labels)?, accuracy(&logits, &o.labels)?))
+        }
+        SeriesHead::Cpc(pred) => {
+            let len = |f: f64| (f * t as f64).round() as usize;
+            let w = cpc_windows(x, len(config.cpc_context), len(config.cpc_future), rng)?;
+            let c = l2_normalize(&pred.forward(&encoder.forward_t(&w.context, true)?)?)?;
+            let z = l2_normalize(&encoder.forward_t(&w.future, true)?)?;
+            let logits = (c.matmul(&z.t()?)? / config.temperature)?;
+            let targets = Tensor::arange(0u32, x.dim(0)? as u32, x.device())?;
+            Ok((cross_entropy(&logits, &targets)?, accuracy(&logits, &targets)?))
+        }
+        SeriesHead::Contrastive(fc1, fc2) => {
+            let aug = time_series(((config.crop * t as f64).round() as usize).max(1));
+            let b = x.dim(0)?;
+            let views = Tensor::cat(&[aug.apply(x, rng)?, aug.apply(x, rng)?], 0)?;
+            let h = fc2.forward(&fc1.forward(&encoder.forward_t(&views, true)?)?.relu()?)?;
+            let (z1, z2) = (h.narrow(0, 0, b)?, h.narrow(0, b, b)?);
+            let loss = nt_xent(&z1, &z2, config.temperature)?;
+            // how often each view's nearest other view is its positive
+            let s = l2_normalize(&z1)?.matmul(&l2_normalize(&z2)?.t()?)?;
+            let targets = Tensor::arange(0u32, b as u32, x.device())?;
+            Ok((loss, accuracy(&s, &targets)?))
+        }
+    }
+}
+
+/// The `format` of a series checkpoint's `config.json`.
+const SERIES_FORMAT: &str = "sslab-series-v1";
 
 /// Series `(N, C, T)` or `(N, T)` as a line plot, one line per row (first
 /// channel), named by `names` (missing names are numbered).

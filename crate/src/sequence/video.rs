@@ -6,9 +6,13 @@ use crate::loss::{accuracy, cross_entropy};
 use crate::nn::{linear, Linear, Params};
 use crate::pretext::{frame_order, frame_order_permutations};
 use crate::rng::{derive_seed, SeededRng};
-use crate::train::{finite_loss, History, Optim, OptimizerConfig, StepSampler};
+use crate::train::{History, OptimizerConfig, Run, StepLoss, StepSampler};
 use candle_core::{Device, Module, ModuleT, Result, Tensor};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// The `format` of a frame-order checkpoint's `config.json`.
+const VIDEO_FORMAT: &str = "sslab-frame-order-v1";
 
 /// Labelled videos `(N, F, C, H, W)` held in memory.
 #[derive(Clone, Debug)]
@@ -149,11 +153,9 @@ pub struct FrameOrderPretrainer {
     params: Params,
     encoder: ClipEncoder,
     head: (Linear, Linear),
-    opt: Optim,
-    history: History,
-    pixels: usize,
+    run: Run,
+    frame_shape: (usize, usize, usize),
     device: Device,
-    step: usize,
 }
 
 impl FrameOrderPretrainer {
@@ -169,7 +171,8 @@ impl FrameOrderPretrainer {
         let head = (linear(encoder.feature_dim(), config.hidden, vb.pp("head.fc1"))?, linear(config.hidden, classes, vb.pp("head.fc2"))?);
         let opt = OptimizerConfig::adamw(config.lr, 1e-4).build(params.named_trainable_vars())?;
         let history = History::new("frame-order pretraining", "order accuracy");
-        Ok(Self { config: config.clone(), params, encoder, head, opt, history, pixels, device: dev.clone(), step: 0 })
+        let run = Run::new(opt, history, config.seed, "video-step-");
+        Ok(Self { config: config.clone(), params, encoder, head, run, frame_shape, device: dev.clone() })
     }
 
     /// The settings.
@@ -184,7 +187,12 @@ impl FrameOrderPretrainer {
 
     /// Loss and metric per step.
     pub fn history(&self) -> &History {
-        &self.history
+        self.run.history()
+    }
+
+    /// Steps taken.
+    pub fn step(&self) -> usize {
+        self.run.step()
     }
 
     /// The parameters (frame CNN under `enc.`).
@@ -195,32 +203,37 @@ impl FrameOrderPretrainer {
     /// Trains `steps` more steps on the clips of `data` (labels unused).
     pub fn train_for(&mut self, steps: usize, data: &VideoDataset) -> Result<&History> {
         let (_, _, c, h, w) = data.videos.dims5()?;
-        if c * h * w != self.pixels {
-            candle_core::bail!("frame-order pretraining: the run was built for frames of {} values, {} has {:?}", self.pixels, data.name, (c, h, w));
+        let pixels = self.frame_shape.0 * self.frame_shape.1 * self.frame_shape.2;
+        if c * h * w != pixels {
+            candle_core::bail!("frame-order pretraining: the run was built for frames of {pixels} values, {} has {:?}", data.name, (c, h, w));
         }
-        let cfg = &self.config;
+        let (cfg, encoder, head, dev) = (&self.config, &self.encoder, &self.head, &self.device);
         let mut sampler = StepSampler::new(data.labels.len(), derive_seed(cfg.seed, "video-batches"))?;
-        let mut progress = crate::train::Progress::start(&self.history.name.clone(), steps);
-        for _ in 0..steps {
-            if progress.stopped() {
-                break;
-            }
-            let k = self.step;
-            let (x, _) = data.batch(&sampler.batch(k, cfg.batch_size.min(data.labels.len())), &self.device)?;
-            let mut rng = SeededRng::new(derive_seed(cfg.seed, &format!("video-step-{k}")));
-            let o = frame_order(&x, cfg.frames, &mut rng)?;
-            let f = self.encoder.frame_features(&o.frames)?.flatten_from(1)?;
-            let logits = self.head.1.forward(&self.head.0.forward(&f)?.relu()?)?;
-            let loss = cross_entropy(&logits, &o.labels)?;
-            let l = finite_loss(&loss, k + 1, "frame-order pretraining")?;
+        self.run.train_for(steps, &mut |k: usize, rng: &mut SeededRng| {
+            let (x, _) = data.batch(&sampler.batch(k, cfg.batch_size.min(data.labels.len())), dev)?;
+            let o = frame_order(&x, cfg.frames, rng)?;
+            let f = encoder.frame_features(&o.frames)?.flatten_from(1)?;
+            let logits = head.1.forward(&head.0.forward(&f)?.relu()?)?;
             let acc = accuracy(&logits, &o.labels)?;
-            self.opt.backward_step(&loss)?;
-            self.step += 1;
-            self.history.push(self.step, l, acc);
-            progress.tick_history(&self.history);
-        }
-        progress.finish(&self.history.summary());
-        Ok(&self.history)
+            Ok(StepLoss::new(cross_entropy(&logits, &o.labels)?, acc))
+        })
+    }
+
+    /// Saves the run (parameters, optimiser state, settings, progress and
+    /// history) into the directory `dir`, atomically.
+    pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let (c, h, w) = self.frame_shape;
+        self.run.save(dir, VIDEO_FORMAT, serde_json::json!({ "config": self.config, "frame_shape": [c, h, w] }), &self.params, &[])
+    }
+
+    /// Loads a run saved by [`FrameOrderPretrainer::save`], ready to continue
+    /// training or to compute features.
+    pub fn load(dir: impl AsRef<Path>, dev: &Device) -> Result<Self> {
+        let ck = Run::open(dir, VIDEO_FORMAT, "an sslab frame-order checkpoint", dev)?;
+        let frame_shape: (usize, usize, usize) = ck.entry("frame_shape")?;
+        let mut run = Self::new(&ck.entry("config")?, frame_shape, dev)?;
+        run.run.restore(&ck, &run.params)?;
+        Ok(run)
     }
 
     /// Clip features `(N, frames·D)` of `clips`, on the CPU.

@@ -8,12 +8,14 @@ mod checkpoint;
 mod history;
 mod optim;
 mod progress;
+mod run;
 mod schedule;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint};
 pub use history::History;
 pub use optim::{Optim, OptimizerConfig, OptimizerKind};
 pub use progress::{progress_detail, Progress, ProgressMode, MARK, MIN_INTERVAL};
+pub use run::{Objective, Run, StepLoss};
 pub use schedule::{cosine_momentum, Schedule};
 
 use crate::data::ImageDataset;
