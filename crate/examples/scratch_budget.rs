@@ -9,6 +9,7 @@
 //! the notebooks: the same CNN + linear head trained end to end on the labels
 //! only, 8,000 training / 2,000 test images).
 
+use sslab::data::LabelledData;
 use sslab::eval::{ClassifierConfig, FewLabelProtocol};
 use sslab::method::EncoderConfig;
 

@@ -6,7 +6,7 @@
 //! `SSLAB_PROFILE` picks the sizes.
 
 use sslab::config::Profile;
-use sslab::data::load_images;
+use sslab::data::{load_images, LabelledData};
 use sslab::eval::label_efficiency;
 use sslab::method::{EncoderConfig, Pretrainer};
 use sslab::nn::{linear, CnnConfig, Params};

@@ -13,7 +13,7 @@
 //! stderr and a JSON summary last. Bad input ends with a one-line
 //! `error: …` on stderr and exit code 1 (2 for bad command-line syntax).
 
-use crate::data::{load_images, ImageDataset};
+use crate::data::{load_images, ImageDataset, LabelledData};
 use crate::eval::{fit_classifier, knn_accuracy, linear_probe, ClassifierConfig, FewLabelProtocol, KnnConfig, ProbeConfig};
 use crate::method::{EncoderConfig, MethodName, PretrainConfig, Pretrainer};
 use crate::rng::{derive_seed, SeededRng};

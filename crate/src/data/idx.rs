@@ -4,7 +4,7 @@
 //! for unsigned bytes), the number of dimensions — then one u32 per
 //! dimension, then the data. See Y. LeCun et al., "The MNIST database".
 
-use super::ImageDataset;
+use super::{ImageDataset, LabelledData};
 use candle_core::{Device, Result, Tensor};
 use flate2::read::GzDecoder;
 use std::io::Read;

@@ -22,6 +22,7 @@
 
 mod captions;
 mod idx;
+mod labelled;
 mod shapes;
 mod synthetic;
 mod text;
@@ -31,6 +32,8 @@ pub use captions::{
     captioned_shapes, shape_colour, Attribute, Attributes, CaptionedImages, CAPTION_COLOURS, CAPTION_POSITIONS, CAPTION_SHAPES, CAPTION_SIZES,
 };
 pub use idx::{load_idx_images, read_idx, Idx};
+pub use labelled::{balanced_subset, LabelledData};
+pub(crate) use labelled::check_parts;
 pub use shapes::{class_tint, shapes, tint_by_class, SHAPE_CLASSES};
 pub use synthetic::{
     synthetic_series, synthetic_text, synthetic_video, SERIES_CLASSES, SYNTHETIC_TEXT_TOPICS, VIDEO_CLASSES,
@@ -41,8 +44,7 @@ pub use text::{
 };
 pub use ucr::{load_ucr, parse_ts, read_ts, z_normalize_slice, SeriesDataset};
 
-use crate::rng::SeededRng;
-use candle_core::{DType, Device, IndexOp, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -94,33 +96,6 @@ pub struct ImageDataset {
     pub name: String,
 }
 
-/// What evaluation needs of a labelled data set, images or series: the
-/// classifiers in [`crate::eval`] take either through this trait.
-pub trait LabelledData {
-    /// The inputs, `(N, …)`: images `(N, C, H, W)` or series `(N, C, T)`.
-    fn inputs(&self) -> &Tensor;
-    /// Class index of each input.
-    fn labels(&self) -> &[u32];
-    /// Number of classes (the length of the class-name list).
-    fn num_classes(&self) -> usize;
-    /// Where the data came from, for messages.
-    fn name(&self) -> &str;
-    /// `k` examples of every class, drawn with `rng`.
-    fn per_class_subset(&self, k: usize, rng: &mut SeededRng) -> Result<Self>
-    where
-        Self: Sized;
-    /// A batch `(inputs, labels)` on `dev`.
-    fn batch(&self, indices: &[usize], dev: &Device) -> Result<(Tensor, Tensor)>;
-    /// Number of examples.
-    fn len(&self) -> usize {
-        self.labels().len()
-    }
-    /// Whether there are no examples.
-    fn is_empty(&self) -> bool {
-        self.labels().is_empty()
-    }
-}
-
 impl LabelledData for ImageDataset {
     fn inputs(&self) -> &Tensor {
         &self.images
@@ -128,38 +103,17 @@ impl LabelledData for ImageDataset {
     fn labels(&self) -> &[u32] {
         &self.labels
     }
-    fn num_classes(&self) -> usize {
-        ImageDataset::num_classes(self)
+    fn class_names(&self) -> &[String] {
+        &self.class_names
     }
     fn name(&self) -> &str {
         &self.name
     }
-    fn per_class_subset(&self, k: usize, rng: &mut SeededRng) -> Result<Self> {
-        ImageDataset::per_class_subset(self, k, rng)
+    fn unit(&self) -> &'static str {
+        "images"
     }
-    fn batch(&self, indices: &[usize], dev: &Device) -> Result<(Tensor, Tensor)> {
-        ImageDataset::batch(self, indices, dev)
-    }
-}
-
-impl LabelledData for SeriesDataset {
-    fn inputs(&self) -> &Tensor {
-        &self.series
-    }
-    fn labels(&self) -> &[u32] {
-        &self.labels
-    }
-    fn num_classes(&self) -> usize {
-        SeriesDataset::num_classes(self)
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn per_class_subset(&self, k: usize, rng: &mut SeededRng) -> Result<Self> {
-        SeriesDataset::per_class_subset(self, k, rng)
-    }
-    fn batch(&self, indices: &[usize], dev: &Device) -> Result<(Tensor, Tensor)> {
-        SeriesDataset::batch(self, indices, dev)
+    fn with_rows(&self, images: Tensor, labels: Vec<u32>) -> Self {
+        Self { images, labels, class_names: self.class_names.clone(), name: self.name.clone() }
     }
 }
 
@@ -170,86 +124,10 @@ impl ImageDataset {
         Ok(Self { images: images.to_dtype(DType::F32)?, labels, class_names, name: name.to_string() })
     }
 
-    /// Number of images.
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    /// `true` when there are no images.
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-
-    /// Number of classes.
-    pub fn num_classes(&self) -> usize {
-        self.class_names.len()
-    }
-
     /// `(C, H, W)` of one image.
     pub fn image_shape(&self) -> Result<(usize, usize, usize)> {
         let (_, c, h, w) = self.images.dims4()?;
         Ok((c, h, w))
-    }
-
-    /// Images per class.
-    pub fn class_counts(&self) -> Vec<usize> {
-        let mut counts = vec![0; self.num_classes()];
-        for &l in &self.labels {
-            counts[l as usize] += 1;
-        }
-        counts
-    }
-
-    /// The images at `indices` (in that order), as a new data set.
-    pub fn select(&self, indices: &[usize]) -> Result<Self> {
-        let (images, labels) = select_rows(&self.images, &self.labels, indices, "images", &self.name)?;
-        Ok(Self {
-            images,
-            labels,
-            class_names: self.class_names.clone(),
-            name: self.name.clone(),
-        })
-    }
-
-    /// The first `n` images (all of them when `n >= len`).
-    pub fn take(&self, n: usize) -> Result<Self> {
-        let n = n.min(self.len());
-        Ok(Self {
-            images: self.images.i(0..n)?,
-            labels: self.labels[..n].to_vec(),
-            class_names: self.class_names.clone(),
-            name: self.name.clone(),
-        })
-    }
-
-    /// Splits off the last `test_fraction` of the images as the test split,
-    /// deterministically: `(train, test)`.
-    pub fn split_last(&self, test_fraction: f64) -> Result<(Self, Self)> {
-        let (train, test) = split_last_indices(self.len(), test_fraction)?;
-        Ok((self.select(&train)?, self.select(&test)?))
-    }
-
-    /// Indices of `k` random images of every class, drawn without replacement, shuffled.
-    ///
-    /// Errors when a class has fewer than `k` images, naming the class.
-    pub fn per_class_indices(&self, k: usize, rng: &mut SeededRng) -> Result<Vec<usize>> {
-        per_class_indices(&self.labels, &self.class_names, k, rng, "images", &self.name)
-    }
-
-    /// `k` random images of every class (see [`ImageDataset::per_class_indices`]).
-    pub fn per_class_subset(&self, k: usize, rng: &mut SeededRng) -> Result<Self> {
-        self.select(&self.per_class_indices(k, rng)?)
-    }
-
-    /// Labels as a u32 tensor on `dev`.
-    pub fn labels_tensor(&self, dev: &Device) -> Result<Tensor> {
-        Tensor::from_slice(&self.labels, self.len(), dev)
-    }
-
-    /// A batch `(images, labels)` on `dev`.
-    pub fn batch(&self, indices: &[usize], dev: &Device) -> Result<(Tensor, Tensor)> {
-        let b = self.select(indices)?;
-        Ok((b.images.to_device(dev)?, b.labels_tensor(dev)?))
     }
 }
 
@@ -350,100 +228,6 @@ fn wrong_kind(spec: &DataSpec, what: &str, forms: &str) -> candle_core::Error {
     candle_core::Error::Msg(format!("data spec `{spec}` is not a source of {what}: expected {forms}"))
 }
 
-/// Checks that `data` has the rank of `layout` (e.g. `"(N, C, H, W)"`) with
-/// one row per label and that every label names a class; the error names
-/// the data set (`kind` `name`) and the shapes.
-pub(crate) fn check_parts(
-    data: &Tensor,
-    layout: &str,
-    labels: &[u32],
-    class_names: &[String],
-    kind: &str,
-    what: &str,
-    name: &str,
-) -> Result<()> {
-    let rank = layout.split(',').count();
-    if data.rank() != rank || data.dim(0)? != labels.len() {
-        candle_core::bail!("{kind} {name}: {what} must be {layout} with N = {} labels, got {:?}", labels.len(), data.dims());
-    }
-    if let Some(bad) = labels.iter().find(|&&l| l as usize >= class_names.len()) {
-        candle_core::bail!("{kind} {name}: label {bad} but only {} classes", class_names.len());
-    }
-    Ok(())
-}
-
-/// The rows `indices` of `data` and their labels; an index past the end is
-/// an error naming the data set and how many `what` it has.
-pub(crate) fn select_rows(data: &Tensor, labels: &[u32], indices: &[usize], what: &str, name: &str) -> Result<(Tensor, Vec<u32>)> {
-    if let Some(&bad) = indices.iter().find(|&&i| i >= labels.len()) {
-        candle_core::bail!("index {bad} out of range for {name} ({} {what})", labels.len());
-    }
-    let idx: Vec<u32> = indices.iter().map(|&i| i as u32).collect();
-    let idx = Tensor::from_vec(idx, indices.len(), data.device())?;
-    Ok((data.contiguous()?.index_select(&idx, 0)?, indices.iter().map(|&i| labels[i]).collect()))
-}
-
-/// Indices `(0..n − m, n − m..n)` with `m = round(n · test_fraction)`: the
-/// deterministic "last part is the test split" rule shared by every data set.
-pub(crate) fn split_last_indices(n: usize, test_fraction: f64) -> Result<(Vec<usize>, Vec<usize>)> {
-    if !(0.0..1.0).contains(&test_fraction) {
-        candle_core::bail!("test_fraction must be in [0, 1), got {test_fraction}");
-    }
-    let n_train = n - ((n as f64) * test_fraction).round() as usize;
-    Ok(((0..n_train).collect(), (n_train..n).collect()))
-}
-
-/// The largest class-balanced subset of `data`: as many examples of every
-/// class as its rarest class has, drawn with `rng`. Plain accuracy on it is
-/// the balanced accuracy of the whole split (in expectation), and always
-/// answering one class scores exactly chance. Errors, naming the class, when
-/// one class has no example.
-pub fn balanced_subset<L: LabelledData>(data: &L, rng: &mut SeededRng) -> Result<L> {
-    let mut counts = vec![0usize; data.num_classes()];
-    for &y in data.labels() {
-        if let Some(c) = counts.get_mut(y as usize) {
-            *c += 1;
-        }
-    }
-    match counts.iter().enumerate().min_by_key(|(_, c)| **c) {
-        None => candle_core::bail!("balanced_subset: {} has no classes", data.name()),
-        Some((c, 0)) => candle_core::bail!("balanced_subset: class {c} has no example in {}, so no balanced subset exists", data.name()),
-        Some((_, &k)) => data.per_class_subset(k, rng),
-    }
-}
-
-/// `k` random indices of every class, drawn without replacement, shuffled;
-/// an error naming the class (and `what` it has too few of) when one has fewer.
-pub(crate) fn per_class_indices(
-    labels: &[u32],
-    class_names: &[String],
-    k: usize,
-    rng: &mut SeededRng,
-    what: &str,
-    name: &str,
-) -> Result<Vec<usize>> {
-    if k == 0 {
-        candle_core::bail!("labels per class must be at least 1");
-    }
-    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); class_names.len()];
-    for (i, &l) in labels.iter().enumerate() {
-        by_class[l as usize].push(i);
-    }
-    let mut chosen = Vec::with_capacity(k * class_names.len());
-    for (c, members) in by_class.iter().enumerate() {
-        if members.len() < k {
-            candle_core::bail!(
-                "{k} labels per class requested, but class {c} ({}) has only {} {what} in {name}",
-                class_names[c],
-                members.len()
-            );
-        }
-        chosen.extend(rng.choose(members.len(), k)?.into_iter().map(|j| members[j]));
-    }
-    rng.shuffle(&mut chosen);
-    Ok(chosen)
-}
-
 /// Loads an image data set from a data spec: `shapes` (embedded; `n`
 /// images from `seed`) or `idx:DIR` (MNIST-format files; `n` is ignored).
 ///
@@ -517,6 +301,7 @@ pub(crate) fn map_batches(x: &Tensor, batch: usize, what: &str, f: impl Fn(&Tens
 
 #[cfg(test)]
 mod tests {
+    use crate::rng::SeededRng;
     use super::*;
 
     fn toy() -> ImageDataset {

@@ -5,6 +5,7 @@
 //! task. Each image is drawn with a random scale, small tilt, shift, stroke
 //! width, per-vertex wobble and pixel noise, all from the seed.
 
+use super::LabelledData;
 use super::ImageDataset;
 use crate::rng::SeededRng;
 use candle_core::{Device, Result, Tensor};
@@ -76,6 +77,7 @@ pub(crate) fn draw(class: usize, size: usize, rng: &mut SeededRng) -> Vec<f32> {
 /// `n` images `(n, 1, 28, 28)` of the ten glyph classes, balanced and shuffled, from `seed`.
 ///
 /// ```
+/// use sslab::data::LabelledData;
 /// let d = sslab::data::shapes(20, 0)?;
 /// assert_eq!(d.images.dims(), &[20, 1, 28, 28]);
 /// assert_eq!(d.class_counts(), vec![2; 10]);

@@ -218,6 +218,7 @@ pub fn synthetic_video(n: usize, frames: usize, size: usize, seed: u64) -> Resul
 
 #[cfg(test)]
 mod tests {
+    use crate::data::LabelledData;
     use super::*;
     use crate::data::{split_sentences, TextCorpus, TokenizerKind};
 

@@ -25,8 +25,8 @@
 //! them. Unequal lengths, time stamps and unlabelled (regression) files are
 //! refused with an error naming the file and line.
 
-use crate::rng::SeededRng;
-use candle_core::{DType, Device, IndexOp, Result, Tensor};
+use super::LabelledData;
+use candle_core::{DType, Device, Result, Tensor};
 use std::path::Path;
 
 /// A labelled set of equal-length time series held in memory.
@@ -42,6 +42,27 @@ pub struct SeriesDataset {
     pub name: String,
 }
 
+impl LabelledData for SeriesDataset {
+    fn inputs(&self) -> &Tensor {
+        &self.series
+    }
+    fn labels(&self) -> &[u32] {
+        &self.labels
+    }
+    fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn unit(&self) -> &'static str {
+        "series"
+    }
+    fn with_rows(&self, series: Tensor, labels: Vec<u32>) -> Self {
+        Self { series, labels, class_names: self.class_names.clone(), name: self.name.clone() }
+    }
+}
+
 impl SeriesDataset {
     /// Checks the parts agree and builds the data set.
     pub fn new(series: Tensor, labels: Vec<u32>, class_names: Vec<String>, name: &str) -> Result<Self> {
@@ -49,86 +70,10 @@ impl SeriesDataset {
         Ok(Self { series: series.to_dtype(DType::F32)?, labels, class_names, name: name.to_string() })
     }
 
-    /// Number of series.
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    /// `true` when there are no series.
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-
-    /// Number of classes.
-    pub fn num_classes(&self) -> usize {
-        self.class_names.len()
-    }
-
     /// `(C, T)`: channels (dimensions) and length of one series.
     pub fn series_shape(&self) -> Result<(usize, usize)> {
         let (_, c, t) = self.series.dims3()?;
         Ok((c, t))
-    }
-
-    /// Series per class.
-    pub fn class_counts(&self) -> Vec<usize> {
-        let mut counts = vec![0; self.num_classes()];
-        for &l in &self.labels {
-            counts[l as usize] += 1;
-        }
-        counts
-    }
-
-    /// The series at `indices` (in that order), as a new data set.
-    pub fn select(&self, indices: &[usize]) -> Result<Self> {
-        let (series, labels) = super::select_rows(&self.series, &self.labels, indices, "series", &self.name)?;
-        Ok(Self {
-            series,
-            labels,
-            class_names: self.class_names.clone(),
-            name: self.name.clone(),
-        })
-    }
-
-    /// The first `n` series (all of them when `n >= len`).
-    pub fn take(&self, n: usize) -> Result<Self> {
-        let n = n.min(self.len());
-        Ok(Self {
-            series: self.series.i(0..n)?,
-            labels: self.labels[..n].to_vec(),
-            class_names: self.class_names.clone(),
-            name: self.name.clone(),
-        })
-    }
-
-    /// Splits off the last `test_fraction` of the series as the test split,
-    /// deterministically: `(train, test)`.
-    pub fn split_last(&self, test_fraction: f64) -> Result<(Self, Self)> {
-        let (train, test) = super::split_last_indices(self.len(), test_fraction)?;
-        Ok((self.select(&train)?, self.select(&test)?))
-    }
-
-    /// Indices of `k` random series of every class, drawn without replacement, shuffled.
-    ///
-    /// Errors when a class has fewer than `k` series, naming the class.
-    pub fn per_class_indices(&self, k: usize, rng: &mut SeededRng) -> Result<Vec<usize>> {
-        super::per_class_indices(&self.labels, &self.class_names, k, rng, "series", &self.name)
-    }
-
-    /// `k` random series of every class (see [`SeriesDataset::per_class_indices`]).
-    pub fn per_class_subset(&self, k: usize, rng: &mut SeededRng) -> Result<Self> {
-        self.select(&self.per_class_indices(k, rng)?)
-    }
-
-    /// Labels as a u32 tensor on `dev`.
-    pub fn labels_tensor(&self, dev: &Device) -> Result<Tensor> {
-        Tensor::from_slice(&self.labels, self.len(), dev)
-    }
-
-    /// A batch `(series (B, C, T), labels (B,))` on `dev`.
-    pub fn batch(&self, indices: &[usize], dev: &Device) -> Result<(Tensor, Tensor)> {
-        let b = self.select(indices)?;
-        Ok((b.series.to_device(dev)?, b.labels_tensor(dev)?))
     }
 
     /// Number of missing (NaN) values.
@@ -398,6 +343,7 @@ pub fn load_ucr(dir: &Path, name: &str) -> Result<(SeriesDataset, SeriesDataset)
 
 #[cfg(test)]
 mod tests {
+    use crate::rng::SeededRng;
     use super::*;
 
     const UNI: &str = "# a comment\n@problemName Toy\n@timeStamps false\n@missing true\n@univariate true\n\

@@ -287,6 +287,7 @@ pub fn benchmark(cfg: &BenchmarkConfig, train: &ImageDataset, test: &ImageDatase
 
 #[cfg(test)]
 mod tests {
+    use crate::data::LabelledData;
     use super::*;
 
     /// Reference: `statistics.stdev` (Python), the sample standard deviation.

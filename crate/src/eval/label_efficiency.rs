@@ -2,7 +2,7 @@
 //! of labels per class, for a pretrained encoder and for training from scratch.
 
 use super::{linear_probe, mean_std, trivial_rates, verdict, FewLabelProtocol, TrivialRates, Verdict};
-use crate::data::ImageDataset;
+use crate::data::{ImageDataset, LabelledData};
 use crate::method::{EncoderConfig, Pretrainer};
 use crate::plot::{LinePlot, Table};
 use candle_core::{Device, Result, Tensor};

@@ -37,7 +37,7 @@ pub use label_efficiency::{label_curve, label_efficiency, LabelBudgets, LabelEff
 pub use repeated::{RepeatedComparison, RepeatedProtocol, RepeatedRow, SUBSETS};
 pub use verdict::{trivial_rates, verdict, Outcome, TrivialRates, Verdict, MIN_REPETITIONS};
 
-use crate::data::ImageDataset;
+use crate::data::{ImageDataset, LabelledData};
 use crate::loss::{accuracy, cross_entropy};
 use crate::nn::{linear, Params};
 use crate::train::{finite_loss, TrainConfig};

@@ -37,6 +37,7 @@ pub(crate) const N_SPECIAL: u32 = 5;
 
 #[cfg(test)]
 mod tests {
+    use crate::data::LabelledData;
     use super::*;
     use super::word2vec::log_sigmoid;
     use crate::data::{TextCorpus, CLS_ID, MASK_ID, SEP_ID};

@@ -62,20 +62,6 @@ impl MaskedCharWindows {
             name: "masked characters".into(),
         })
     }
-
-    fn select(&self, idx: &[usize]) -> Result<Self> {
-        let (ids, labels) = crate::data::select_rows(&self.ids, &self.labels, idx, "windows", &self.name)?;
-        Ok(Self { ids, labels, ..self.clone() })
-    }
-
-    /// The first `n` windows as the training split, the rest as the test split.
-    pub fn split_at(&self, n: usize) -> Result<(Self, Self)> {
-        let len = self.labels.len();
-        if n == 0 || n >= len {
-            candle_core::bail!("MaskedCharWindows::split_at: need 0 < n < {len}, got {n}");
-        }
-        Ok((self.select(&(0..n).collect::<Vec<_>>())?, self.select(&(n..len).collect::<Vec<_>>())?))
-    }
 }
 
 impl LabelledData for MaskedCharWindows {
@@ -85,19 +71,17 @@ impl LabelledData for MaskedCharWindows {
     fn labels(&self) -> &[u32] {
         &self.labels
     }
-    fn num_classes(&self) -> usize {
-        self.class_names.len()
+    fn class_names(&self) -> &[String] {
+        &self.class_names
     }
     fn name(&self) -> &str {
         &self.name
     }
-    fn per_class_subset(&self, k: usize, rng: &mut SeededRng) -> Result<Self> {
-        let idx = crate::data::per_class_indices(&self.labels, &self.class_names, k, rng, "windows", &self.name)?;
-        self.select(&idx)
+    fn unit(&self) -> &'static str {
+        "windows"
     }
-    fn batch(&self, indices: &[usize], dev: &Device) -> Result<(Tensor, Tensor)> {
-        let b = self.select(indices)?;
-        Ok((b.ids.to_device(dev)?, Tensor::from_slice(&b.labels, b.labels.len(), dev)?))
+    fn with_rows(&self, ids: Tensor, labels: Vec<u32>) -> Self {
+        Self { ids, labels, class_names: self.class_names.clone(), name: self.name.clone() }
     }
 }
 

@@ -3,7 +3,7 @@
 //! resumes it exactly.
 
 use super::{build_method, Encoder, Method, PretextImages, PretrainConfig};
-use crate::data::ImageDataset;
+use crate::data::{ImageDataset, LabelledData};
 use crate::nn::Params;
 use crate::rng::{derive_seed, SeededRng};
 use crate::train::{History, Objective, Run, Schedule, StepLoss, StepSampler};

@@ -1,7 +1,7 @@
 //! Time-series pretraining on a 1-D CNN: masked time steps, order verification, CPC and augmentation-contrastive, with the few-label baselines.
 
 use crate::augment::{time_series, Transform};
-use crate::data::SeriesDataset;
+use crate::data::{SeriesDataset, LabelledData};
 use crate::eval::{map_batches, train_end_to_end, ClassifierConfig, ComparisonRow, FewLabelProtocol};
 use crate::loss::{accuracy, cross_entropy, l2_normalize, nt_xent};
 use crate::nn::{linear, Conv1dEncoder, Conv1dEncoderConfig, Linear, Params};

@@ -39,21 +39,6 @@ impl VideoDataset {
             name: "moving squares".into(),
         })
     }
-
-    /// The clips at `indices`.
-    pub fn select(&self, indices: &[usize]) -> Result<Self> {
-        let (videos, labels) = crate::data::select_rows(&self.videos, &self.labels, indices, "clips", &self.name)?;
-        Ok(Self { videos, labels, ..self.clone() })
-    }
-
-    /// The first `n` clips as the training split, the rest as the test split.
-    pub fn split_at(&self, n: usize) -> Result<(Self, Self)> {
-        let len = self.labels.len();
-        if n == 0 || n >= len {
-            candle_core::bail!("VideoDataset::split_at: need 0 < n < {len}, got {n}");
-        }
-        Ok((self.select(&(0..n).collect::<Vec<_>>())?, self.select(&(n..len).collect::<Vec<_>>())?))
-    }
 }
 
 impl LabelledData for VideoDataset {
@@ -63,19 +48,17 @@ impl LabelledData for VideoDataset {
     fn labels(&self) -> &[u32] {
         &self.labels
     }
-    fn num_classes(&self) -> usize {
-        self.class_names.len()
+    fn class_names(&self) -> &[String] {
+        &self.class_names
     }
     fn name(&self) -> &str {
         &self.name
     }
-    fn per_class_subset(&self, k: usize, rng: &mut SeededRng) -> Result<Self> {
-        let idx = crate::data::per_class_indices(&self.labels, &self.class_names, k, rng, "clips", &self.name)?;
-        self.select(&idx)
+    fn unit(&self) -> &'static str {
+        "clips"
     }
-    fn batch(&self, indices: &[usize], dev: &Device) -> Result<(Tensor, Tensor)> {
-        let b = self.select(indices)?;
-        Ok((b.videos.to_device(dev)?, Tensor::from_slice(&b.labels, b.labels.len(), dev)?))
+    fn with_rows(&self, videos: Tensor, labels: Vec<u32>) -> Self {
+        Self { videos, labels, class_names: self.class_names.clone(), name: self.name.clone() }
     }
 }
 

@@ -18,7 +18,7 @@ pub use progress::{progress_detail, Progress, ProgressMode, MARK, MIN_INTERVAL};
 pub use run::{Objective, Run, StepLoss};
 pub use schedule::{cosine_momentum, Schedule};
 
-use crate::data::ImageDataset;
+use crate::data::{ImageDataset, LabelledData};
 use crate::loss::{accuracy, cross_entropy};
 use crate::nn::{Linear, Params, SmallCnn};
 use crate::pretext::rotation_batch;
