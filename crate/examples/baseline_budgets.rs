@@ -12,7 +12,7 @@
 //!
 //! `SSLAB_DATA_DIR=… cargo run --release --example baseline_budgets`
 
-use sslab::config::Profile;
+use sslab::config::{FewLabelExperiment, Profile};
 use sslab::data::{balanced_subset, LabelledData, TokenizerKind};
 use sslab::language::{char_classifier, LmObjective, MaskedCharWindows};
 use sslab::rng::SeededRng;
@@ -48,7 +48,7 @@ fn main() -> sslab::Result<()> {
         println!("  GunPoint, seed {}: {:.1} % → {:.1} %", p.seed, 100.0 * accs[0], 100.0 * accs[1]);
         pairs.push((accs[0], accs[1]));
     }
-    report("24.4 from scratch (GunPoint, 2 labels per class)", cfg.scratch_steps, &pairs);
+    report("24.4 from scratch (GunPoint, 2 labels per class)", cfg.few_labels.scratch_steps, &pairs);
 
     let cfg = Profile::Cpu.text_pretext();
     let chars = sslab::data::load_corpus(&cfg.data, TokenizerKind::Chars, 256, 0, cfg.seed)?;
@@ -67,6 +67,6 @@ fn main() -> sslab::Result<()> {
         println!("  characters, seed {}: {:.1} % → {:.1} % ({} test windows)", p.seed, 100.0 * accs[0], 100.0 * accs[1], wtest.len());
         pairs.push((accs[0], accs[1]));
     }
-    report("24.3 from scratch (masked characters, 10 labels per class, balanced test)", cfg.scratch_steps, &pairs);
+    report("24.3 from scratch (masked characters, 10 labels per class, balanced test)", cfg.few_labels.scratch_steps, &pairs);
     Ok(())
 }

@@ -89,7 +89,9 @@ pub fn message(e: &Error) -> String {
 /// Everything a notebook's setup cell needs, in one `use sslab::prelude::*;`.
 pub mod prelude {
     pub use crate::augment::{Compose, Transform, TwoViews};
-    pub use crate::config::{ContrastiveConfig, ImagePretextConfig, MultimodalConfig, Profile, SequencePretextConfig, TextPretextConfig, WhySslConfig};
+    pub use crate::config::{
+        ContrastiveConfig, FewLabelBudget, FewLabelExperiment, ImagePretextConfig, MultimodalConfig, Profile, SequencePretextConfig, TextPretextConfig, WhySslConfig,
+    };
     pub use crate::data::{data_dir, DataSpec, ImageDataset, LabelledData, SeriesDataset, TextCorpus, Tokenizer, TokenizerKind};
     pub use crate::device::{device, DeviceChoice};
     pub use crate::eval::{collapse_report, knn_accuracy, linear_probe, Comparison, FewLabelProtocol, RepeatedComparison, KnnConfig, ProbeConfig};

@@ -248,7 +248,9 @@ mod tests {
     fn sweep_rows_share_subsets_and_give_verdicts() {
         let dev = Device::Cpu;
         let (train, test) = crate::data::load_images("shapes", 400, 0).unwrap();
-        let cfg = WhySslConfig { labels_per_class: vec![1, 3], repeats: 3, scratch_steps: 5, probe_steps: 20, ..crate::config::Profile::Smoke.why_ssl() };
+        let smoke = crate::config::Profile::Smoke.why_ssl();
+        let few_labels = crate::eval::FewLabelBudget { repetitions: 3, scratch_steps: 5, probe_steps: 20, ..smoke.few_labels.clone() };
+        let cfg = WhySslConfig { label_budgets: vec![1, 3], few_labels, ..smoke };
         // the subsets differ between repetitions and budgets
         let a = cfg.protocol_at(3, 0).labelled(&train).unwrap();
         let b = cfg.protocol_at(3, 1).labelled(&train).unwrap();
@@ -271,6 +273,6 @@ mod tests {
         let err = le.verdicts("SimCLR + linear", "from scratch").unwrap_err().to_string();
         assert!(err.contains("no row \"SimCLR + linear\"") && err.contains("pixels + linear"), "{err}");
         assert!(le.protocol.contains("3 labelled subset(s) per class") && le.protocol.contains("5 steps"), "{}", le.protocol);
-        assert!(label_efficiency(&[], &EncoderConfig::default(), &train, &test, &WhySslConfig { repeats: 0, ..cfg }, &dev).is_err());
+        assert!(label_efficiency(&[], &EncoderConfig::default(), &train, &test, &WhySslConfig { few_labels: crate::eval::FewLabelBudget { repetitions: 0, ..cfg.few_labels.clone() }, ..cfg }, &dev).is_err());
     }
 }

@@ -17,6 +17,7 @@
 //!   collapse diagnostics of a batch of embeddings.
 
 mod benchmark;
+mod budget;
 mod collapse;
 mod compare;
 mod finetune;
@@ -25,6 +26,7 @@ mod label_efficiency;
 mod repeated;
 mod verdict;
 
+pub use budget::{FewLabelBudget, FewLabelExperiment};
 pub use benchmark::{benchmark, mean_std, Benchmark, BenchmarkConfig, BenchmarkRow, RANDOM_INIT, RANDOM_INIT_VIT};
 pub use collapse::{
     alignment, collapse_report, collapse_table, dino_collapse_table, effective_rank, embedding_std, singular_values, symmetric_eigen, uniformity,
