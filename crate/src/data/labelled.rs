@@ -180,3 +180,44 @@ pub(crate) fn per_class_indices(
     rng.shuffle(&mut chosen);
     Ok(chosen)
 }
+
+/// Declares a [`LabelledData`] type: the struct (its input field named
+/// `$field`, then `labels`, `class_names`, `name`) and the trait's parts.
+macro_rules! labelled_data {
+    ($(#[$meta:meta])* $name:ident { $(#[$field_meta:meta])* $field:ident }, $unit:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug)]
+        pub struct $name {
+            $(#[$field_meta])*
+            pub $field: candle_core::Tensor,
+            /// Class index of each example.
+            pub labels: Vec<u32>,
+            /// Name of each class.
+            pub class_names: Vec<String>,
+            /// Where the data came from, for messages and captions.
+            pub name: String,
+        }
+
+        impl $crate::data::LabelledData for $name {
+            fn inputs(&self) -> &candle_core::Tensor {
+                &self.$field
+            }
+            fn labels(&self) -> &[u32] {
+                &self.labels
+            }
+            fn class_names(&self) -> &[String] {
+                &self.class_names
+            }
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn unit(&self) -> &'static str {
+                $unit
+            }
+            fn with_rows(&self, $field: candle_core::Tensor, labels: Vec<u32>) -> Self {
+                Self { $field, labels, class_names: self.class_names.clone(), name: self.name.clone() }
+            }
+        }
+    };
+}
+pub(crate) use labelled_data;

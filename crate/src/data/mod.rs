@@ -33,7 +33,7 @@ pub use captions::{
 };
 pub use idx::{load_idx_images, read_idx, Idx};
 pub use labelled::{balanced_subset, LabelledData};
-pub(crate) use labelled::check_parts;
+pub(crate) use labelled::{check_parts, labelled_data};
 pub use shapes::{class_tint, shapes, tint_by_class, SHAPE_CLASSES};
 pub use synthetic::{
     synthetic_series, synthetic_text, synthetic_video, SERIES_CLASSES, SYNTHETIC_TEXT_TOPICS, VIDEO_CLASSES,
@@ -83,38 +83,13 @@ pub fn resolve(path: &str) -> Result<PathBuf> {
     Ok(data_dir()?.join(p))
 }
 
-/// A labelled image data set held in memory.
-#[derive(Clone, Debug)]
-pub struct ImageDataset {
-    /// Images `(N, C, H, W)`, f32 in `[0, 1]`, on the CPU.
-    pub images: Tensor,
-    /// Class index of each image.
-    pub labels: Vec<u32>,
-    /// Name of each class.
-    pub class_names: Vec<String>,
-    /// Where the data came from (`"MNIST t10k"`, `"shapes"`…), for printing.
-    pub name: String,
-}
-
-impl LabelledData for ImageDataset {
-    fn inputs(&self) -> &Tensor {
-        &self.images
-    }
-    fn labels(&self) -> &[u32] {
-        &self.labels
-    }
-    fn class_names(&self) -> &[String] {
-        &self.class_names
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn unit(&self) -> &'static str {
-        "images"
-    }
-    fn with_rows(&self, images: Tensor, labels: Vec<u32>) -> Self {
-        Self { images, labels, class_names: self.class_names.clone(), name: self.name.clone() }
-    }
+labelled::labelled_data! {
+    /// A labelled image data set held in memory (`"MNIST t10k"`, `"shapes"`…).
+    ImageDataset {
+        /// Images `(N, C, H, W)`, f32 in `[0, 1]`, on the CPU.
+        images
+    },
+    "images"
 }
 
 impl ImageDataset {

@@ -25,42 +25,16 @@
 //! them. Unequal lengths, time stamps and unlabelled (regression) files are
 //! refused with an error naming the file and line.
 
-use super::LabelledData;
 use candle_core::{DType, Device, Result, Tensor};
 use std::path::Path;
 
-/// A labelled set of equal-length time series held in memory.
-#[derive(Clone, Debug)]
-pub struct SeriesDataset {
-    /// Series `(N, C, T)`, f32 (missing values are NaN), on the CPU.
-    pub series: Tensor,
-    /// Class index of each series.
-    pub labels: Vec<u32>,
-    /// Name of each class.
-    pub class_names: Vec<String>,
-    /// Where the data came from (`"GunPoint TRAIN"`, `"synthetic-series"`…), for printing.
-    pub name: String,
-}
-
-impl LabelledData for SeriesDataset {
-    fn inputs(&self) -> &Tensor {
-        &self.series
-    }
-    fn labels(&self) -> &[u32] {
-        &self.labels
-    }
-    fn class_names(&self) -> &[String] {
-        &self.class_names
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn unit(&self) -> &'static str {
-        "series"
-    }
-    fn with_rows(&self, series: Tensor, labels: Vec<u32>) -> Self {
-        Self { series, labels, class_names: self.class_names.clone(), name: self.name.clone() }
-    }
+super::labelled::labelled_data! {
+    /// A labelled set of equal-length time series held in memory (`"GunPoint TRAIN"`, `"synthetic-series"`…).
+    SeriesDataset {
+        /// Series `(N, C, T)`, f32 (missing values are NaN), on the CPU.
+        series
+    },
+    "series"
 }
 
 impl SeriesDataset {
@@ -343,6 +317,7 @@ pub fn load_ucr(dir: &Path, name: &str) -> Result<(SeriesDataset, SeriesDataset)
 
 #[cfg(test)]
 mod tests {
+    use crate::data::LabelledData;
     use crate::rng::SeededRng;
     use super::*;
 

@@ -1,7 +1,7 @@
 //! The masked-character probe: what do the representations know about the hidden character?
 
 use super::{LanguageModel, LmConfig, LmObjective};
-use crate::data::{LabelledData, Tokenizer, MASK_ID};
+use crate::data::{Tokenizer, MASK_ID};
 use crate::eval::{train_end_to_end, ClassifierConfig, ComparisonRow, FewLabelProtocol};
 use crate::nn::{Params, TextEncoder};
 use crate::rng::{derive_seed, SeededRng};
@@ -22,20 +22,16 @@ pub fn char_class(c: char) -> u32 {
     }
 }
 
-/// A labelled probing set: windows of character ids whose middle character
-/// is replaced by `[MASK]`, labelled by that character's [`char_class`].
-/// A representation that knows what is missing from the context alone can
-/// tell the class; the input never shows it.
-#[derive(Clone, Debug)]
-pub struct MaskedCharWindows {
-    /// Token ids `(N, L)`, u32, `[MASK]` at position `L / 2`.
-    pub ids: Tensor,
-    /// The class of each hidden character.
-    pub labels: Vec<u32>,
-    /// [`CHAR_CLASSES`].
-    pub class_names: Vec<String>,
-    /// Where the windows came from.
-    pub name: String,
+crate::data::labelled_data! {
+    /// A labelled probing set: windows of character ids whose middle character
+    /// is replaced by `[MASK]`, labelled by that character's [`char_class`]
+    /// (classes: [`CHAR_CLASSES`]). A representation that knows what is missing
+    /// from the context alone can tell the class; the input never shows it.
+    MaskedCharWindows {
+        /// Token ids `(N, L)`, u32, `[MASK]` at position `L / 2`.
+        ids
+    },
+    "windows"
 }
 
 impl MaskedCharWindows {
@@ -61,27 +57,6 @@ impl MaskedCharWindows {
             class_names: CHAR_CLASSES.iter().map(|s| s.to_string()).collect(),
             name: "masked characters".into(),
         })
-    }
-}
-
-impl LabelledData for MaskedCharWindows {
-    fn inputs(&self) -> &Tensor {
-        &self.ids
-    }
-    fn labels(&self) -> &[u32] {
-        &self.labels
-    }
-    fn class_names(&self) -> &[String] {
-        &self.class_names
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn unit(&self) -> &'static str {
-        "windows"
-    }
-    fn with_rows(&self, ids: Tensor, labels: Vec<u32>) -> Self {
-        Self { ids, labels, class_names: self.class_names.clone(), name: self.name.clone() }
     }
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// The longest caption or prompt, in words (the text encoder's positions).
 pub(super) const MAX_WORDS: usize = 16;
 
-/// Settings of a [`Clip`] model and its training.
+/// Settings of a [`Clip`](super::Clip) model and its training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClipConfig {
     /// Optimiser steps of a full run.

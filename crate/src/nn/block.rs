@@ -16,7 +16,8 @@
 //! There is no dropout (the course's models are small and trained briefly).
 
 use super::fused;
-use super::ops::{batched_matmul, softmax, LayerNorm};
+use super::matmul::batched_matmul;
+use super::ops::{softmax, LayerNorm};
 use super::{linear, Linear};
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;

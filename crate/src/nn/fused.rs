@@ -29,7 +29,8 @@
 //! callers use the composed forms, which these ops are tested against.
 
 use super::kernels::{f32_slice, matmul, Mat};
-use super::ops::{exp_shifted_in_place, gelu_slice, ColumnSum, FusedGeluBackward};
+use super::matmul::ColumnSum;
+use super::ops::{exp_shifted_in_place, gelu_slice, FusedGeluBackward};
 use candle_core::{CpuStorage, DType, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;

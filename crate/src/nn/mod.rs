@@ -38,6 +38,7 @@ pub(crate) mod kernels;
 mod grad_flow;
 pub mod heads;
 pub mod im2col;
+pub mod matmul;
 pub mod ops;
 pub mod params;
 pub mod pool;
@@ -50,7 +51,8 @@ pub mod vit;
 pub use batch_norm::{batch_norm, BatchNorm, BN_EPS, BN_MOMENTUM};
 pub use block::{attention_bias, multi_head_attention, transformer_block, MultiHeadAttention, TransformerBlock, MASK_VALUE};
 pub use cnn::{small_cnn, CnnConfig, SmallCnn};
-pub use ops::{add_bias, batched_matmul, gelu, l2_normalize, layer_norm, log_softmax, softmax, LayerNorm};
+pub use matmul::{add_bias, batched_matmul};
+pub use ops::{gelu, l2_normalize, layer_norm, log_softmax, softmax, LayerNorm};
 pub(crate) use ops::normalize_eps;
 pub use ema::{cosine_momentum, EmaTeacher};
 pub use heads::{
@@ -131,7 +133,7 @@ impl Module for Linear {
     /// as it does for the bias. On the CPU (f32), for inputs of rank 3 or more
     /// (a transformer's tokens), product and bias are one op with a
     /// hand-written backward pass (one autodiff node instead of four);
-    /// otherwise the bias is added by [`ops::add_bias`].
+    /// otherwise the bias is added by [`matmul::add_bias`].
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let w = self.0.weight();
         let (out_dim, in_dim) = w.dims2()?;
@@ -148,7 +150,7 @@ impl Module for Linear {
         let rows = x.elem_count() / in_dim.max(1);
         let y = x.contiguous()?.reshape((rows, in_dim))?.matmul(&w.t()?)?;
         let y = match self.0.bias() {
-            Some(b) => ops::add_bias(&y, b)?,
+            Some(b) => matmul::add_bias(&y, b)?,
             None => y,
         };
         let mut out = dims;

@@ -14,17 +14,13 @@ use std::path::Path;
 /// The `format` of a frame-order checkpoint's `config.json`.
 const VIDEO_FORMAT: &str = "sslab-frame-order-v1";
 
-/// Labelled videos `(N, F, C, H, W)` held in memory.
-#[derive(Clone, Debug)]
-pub struct VideoDataset {
-    /// The clips, f32 on the CPU.
-    pub videos: Tensor,
-    /// Class index of each clip.
-    pub labels: Vec<u32>,
-    /// Name of each class.
-    pub class_names: Vec<String>,
-    /// Where the clips came from.
-    pub name: String,
+crate::data::labelled_data! {
+    /// Labelled videos `(N, F, C, H, W)` held in memory.
+    VideoDataset {
+        /// The clips, f32 on the CPU.
+        videos
+    },
+    "clips"
 }
 
 impl VideoDataset {
@@ -38,27 +34,6 @@ impl VideoDataset {
             class_names: crate::data::VIDEO_CLASSES.iter().map(|s| s.to_string()).collect(),
             name: "moving squares".into(),
         })
-    }
-}
-
-impl LabelledData for VideoDataset {
-    fn inputs(&self) -> &Tensor {
-        &self.videos
-    }
-    fn labels(&self) -> &[u32] {
-        &self.labels
-    }
-    fn class_names(&self) -> &[String] {
-        &self.class_names
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn unit(&self) -> &'static str {
-        "clips"
-    }
-    fn with_rows(&self, videos: Tensor, labels: Vec<u32>) -> Self {
-        Self { videos, labels, class_names: self.class_names.clone(), name: self.name.clone() }
     }
 }
 

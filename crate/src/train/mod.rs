@@ -163,19 +163,8 @@ pub fn pretrain_rotation(
     dev: &Device,
     rng: &SeededRng,
 ) -> Result<History> {
-    let mut opt = cfg.optimizer(params)?;
-    let mut sampler = BatchSampler::new(data.len(), rng.fork("rotation-batches"))?;
-    let mut history = History::new("rotation pretraining", "pretext accuracy");
-    for step in 1..=cfg.steps {
-        let (x, _) = data.batch(&sampler.next_batch(cfg.batch_size), dev)?;
-        let (xr, y) = rotation_batch(&x)?;
-        let logits = head.forward(&encoder.forward_t(&xr, true)?)?;
-        let loss = cross_entropy(&logits, &y)?;
-        let l = finite_loss(&loss, step, "rotation pretraining")?;
-        opt.backward_step(&loss)?;
-        history.push(step, l, accuracy(&logits, &y)?);
-    }
-    Ok(history)
+    let run = ClassifierRun { encoder, head, params, data, cfg, dev };
+    run.train(rng.fork("rotation-batches"), History::new("rotation pretraining", "pretext accuracy"), |x, _| rotation_batch(&x))
 }
 
 /// Supervised training of `head(encoder(x))` on the labels of `data`.
@@ -188,18 +177,37 @@ pub fn train_supervised(
     dev: &Device,
     rng: &SeededRng,
 ) -> Result<History> {
-    let mut opt = cfg.optimizer(params)?;
-    let mut sampler = BatchSampler::new(data.len(), rng.fork("supervised-batches"))?;
-    let mut history = History::new("supervised training", "train accuracy");
-    for step in 1..=cfg.steps {
-        let (x, y) = data.batch(&sampler.next_batch(cfg.batch_size), dev)?;
-        let logits = head.forward(&encoder.forward_t(&x, true)?)?;
-        let loss = cross_entropy(&logits, &y)?;
-        let l = finite_loss(&loss, step, "supervised training")?;
-        opt.backward_step(&loss)?;
-        history.push(step, l, accuracy(&logits, &y)?);
+    let run = ClassifierRun { encoder, head, params, data, cfg, dev };
+    run.train(rng.fork("supervised-batches"), History::new("supervised training", "train accuracy"), |x, y| Ok((x, y)))
+}
+
+/// `head(encoder(x))` trained with cross-entropy on `(input, target)` pairs
+/// made from each batch of `data`.
+struct ClassifierRun<'a> {
+    encoder: &'a SmallCnn,
+    head: &'a Linear,
+    params: &'a Params,
+    data: &'a ImageDataset,
+    cfg: &'a TrainConfig,
+    dev: &'a Device,
+}
+
+impl ClassifierRun<'_> {
+    fn train(&self, rng: SeededRng, mut history: History, pairs: impl Fn(Tensor, Tensor) -> Result<(Tensor, Tensor)>) -> Result<History> {
+        let mut opt = self.cfg.optimizer(self.params)?;
+        let mut sampler = BatchSampler::new(self.data.len(), rng)?;
+        let what = history.name.clone();
+        for step in 1..=self.cfg.steps {
+            let (x, y) = self.data.batch(&sampler.next_batch(self.cfg.batch_size), self.dev)?;
+            let (x, y) = pairs(x, y)?;
+            let logits = self.head.forward(&self.encoder.forward_t(&x, true)?)?;
+            let loss = cross_entropy(&logits, &y)?;
+            let l = finite_loss(&loss, step, &what)?;
+            opt.backward_step(&loss)?;
+            history.push(step, l, accuracy(&logits, &y)?);
+        }
+        Ok(history)
     }
-    Ok(history)
 }
 
 #[cfg(test)]
