@@ -16,7 +16,9 @@ CI), which makes a missing Chromium a failure.
 4. `kernel/run-notebooks --export` executes a notebook with the kernel and
    exports it.
 5. JupyterLab: start the server, open a notebook in the browser, run a cell
-   with the Rust (sslab) kernel and read its output.
+   with the Rust (sslab) kernel and read its output; then a long training
+   cell shows live progress, the toolbar's stop button ends it within about
+   a second at a step boundary, and the next cell finds every variable.
 """
 import os
 import re
@@ -252,10 +254,33 @@ def run_export_checks(page, out):
 # ---------------------------------------------------------------- 5. JupyterLab
 
 
+STOP_STEPS = 2000
+
+
+def stop_button_notebook(path):
+    """A notebook whose third cell trains long enough to be stopped."""
+    cells = [
+        f':dep sslab = {{ path = "{root / "crate"}" }}',
+        "use sslab::prelude::*;\n"
+        "let dev = sslab::device::device()?;\n"
+        "let (train, _) = sslab::data::load_images(\"shapes\", 600, 0)?;\n"
+        f"let mut run = Pretrainer::new(PretrainConfig {{ steps: {STOP_STEPS}, batch_size: 16, warmup_steps: 0, "
+        "..PretrainConfig::for_method(MethodName::SimClr) }, train.image_shape()?, &dev.device)?;\n"
+        "let marker = 42;\n"
+        'println!("ready");',
+        f"run.train_for({STOP_STEPS}, &train)?;\nprintln!(\"cell went on\");",
+        'println!("steps {} marker {}", run.history().len(), marker);',
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "rust-sslab", "display_name": "Rust (sslab)", "language": "rust"}
+    nbformat.write(nb, path)
+
+
 def lab_checks(browser, tmp):
     work = Path(tmp) / "lab"
     work.mkdir()
     shutil.copy(root / "tests" / "notebooks" / "handout.ipynb", work / "handout.ipynb")
+    stop_button_notebook(work / "stop.ipynb")
     port, token = free_port(), "sslab-test-token"
     log = open(Path(tmp) / "lab.log", "w")
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(Path(tmp) / "jupyter-config"))
@@ -279,33 +304,97 @@ def lab_checks(browser, tmp):
         context = browser.new_context()
         # Everything but the local server is refused: the test must not depend on the network.
         context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base) else route.abort())
-        page = context.new_page()
-        page.set_default_timeout(120_000)
-        page.goto(f"{base}/lab/tree/handout.ipynb?token={token}")
-        page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell")
-        # The kernel is started and idle once the toolbar names it and the indicator says so.
-        page.wait_for_function("""() => {
-            const name = document.querySelector('.jp-NotebookPanel-toolbar .jp-Toolbar-kernelName');
-            const status = document.querySelector('.jp-Notebook-ExecutionIndicator');
-            return name && name.innerText.includes('Rust (sslab)') && status && status.getAttribute('data-status') === 'idle';
-        }""")
-        kernel_name = page.inner_text(".jp-NotebookPanel-toolbar .jp-Toolbar-kernelName")
-        check("Rust (sslab)" in kernel_name, "JupyterLab opens the notebook with the Rust (sslab) kernel, which starts", kernel_name)
-        cell = page.locator(".jp-NotebookPanel .jp-CodeCell").first
-        cell.locator(".cm-content").click()
-        page.keyboard.press("Shift+Enter")
-        out = cell.locator(".jp-OutputArea-output")
-        out.first.wait_for()
-        page.wait_for_function(
-            "() => document.querySelector('.jp-NotebookPanel .jp-CodeCell .jp-OutputArea-output')?.innerText.includes('the answer is 42')")
-        check("the answer is 42" in out.first.inner_text(), "a cell run in the browser prints its output from the Rust kernel",
-              out.first.inner_text())
+        try:
+            page = open_notebook(context, base, token, "handout.ipynb")
+            cell = page.locator(".jp-NotebookPanel .jp-CodeCell").first
+            run_cell(page, 0)
+            out = cell.locator(".jp-OutputArea-output")
+            check("the answer is 42" in out.first.inner_text(), "a cell run in the browser prints its output from the Rust kernel",
+                  out.first.inner_text())
+            page.close()
+        except Exception as e:  # a time-out names what it waited for
+            check(False, "JupyterLab runs a cell in the browser", f"{type(e).__name__}: {str(e)[:600]}")
+        try:
+            stop_button_checks(open_notebook(context, base, token, "stop.ipynb"))
+        except Exception as e:
+            check(False, "the stop button in JupyterLab", f"{type(e).__name__}: {str(e)[:600]}")
         context.close()
-    except Exception as e:  # a time-out names what it waited for
-        check(False, "JupyterLab runs a cell in the browser", f"{type(e).__name__}: {str(e)[:600]}")
     finally:
         stop(server, timeout=20)
         log.close()
+
+
+def open_notebook(context, base, token, name):
+    """Opens `name` in JupyterLab and waits until its Rust (sslab) kernel is idle."""
+    page = context.new_page()
+    page.set_default_timeout(300_000)
+    page.goto(f"{base}/lab/tree/{name}?token={token}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell")
+    # The kernel is started and idle once the toolbar names it and the indicator says so.
+    page.wait_for_function("""() => {
+        const name = document.querySelector('.jp-NotebookPanel-toolbar .jp-Toolbar-kernelName');
+        const status = document.querySelector('.jp-Notebook-ExecutionIndicator');
+        return name && name.innerText.includes('Rust (sslab)') && status && status.getAttribute('data-status') === 'idle';
+    }""")
+    kernel_name = page.inner_text(".jp-NotebookPanel-toolbar .jp-Toolbar-kernelName")
+    check("Rust (sslab)" in kernel_name, f"JupyterLab opens {name} with the Rust (sslab) kernel, which starts", kernel_name)
+    return page
+
+
+def cell_text(page, i):
+    return page.evaluate(f"() => document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell')[{i}]"
+                         "?.querySelector('.jp-OutputArea')?.innerText ?? ''")
+
+
+def cell_done(page, i):
+    """Whether cell `i` has run and is not running now (its prompt holds a number)."""
+    prompt = page.evaluate(f"() => document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell')[{i}]"
+                           "?.querySelector('.jp-InputArea-prompt')?.innerText ?? ''")
+    return re.search(r"\[\d+\]", prompt) is not None
+
+
+def run_cell(page, i, wait=True):
+    """Runs cell `i` with Shift+Enter; with `wait`, until it has finished."""
+    page.locator(".jp-NotebookPanel .jp-CodeCell").nth(i).locator(".cm-content").click()
+    page.keyboard.press("Shift+Enter")
+    if wait:
+        page.wait_for_function(f"""() => /\\[\\d+\\]/.test(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell')[{i}]
+            ?.querySelector('.jp-InputArea-prompt')?.innerText ?? '')""")
+
+
+def stop_button_checks(page):
+    """A long training cell shows live progress; the toolbar's stop button
+    ends it at a step boundary within about a second; the variables live on."""
+    run_cell(page, 0)
+    run_cell(page, 1)
+    check("ready" in cell_text(page, 1), "the setup cells run in the browser", cell_text(page, 1)[-400:])
+    run_cell(page, 2, wait=False)
+    t0 = time.time()
+    seen = []
+    while time.time() - t0 < 240 and not cell_done(page, 2):
+        lines = [l for l in cell_text(page, 2).splitlines() if l.startswith(handouts.PROGRESS_MARK)]
+        if len(lines) > len(seen):
+            seen = lines
+        if len(seen) >= 3:
+            break
+        time.sleep(0.2)
+    check(len(seen) >= 3 and not cell_done(page, 2),
+          f"a long training cell shows live progress in the browser ({len(seen)} updates after {time.time() - t0:.0f} s)", "\n".join(seen))
+    page.locator('.jp-NotebookPanel-toolbar [data-jp-item-name="interrupt"]').first.click()
+    pressed = time.time()
+    while time.time() - pressed < 30 and not cell_done(page, 2):
+        time.sleep(0.05)
+    took = time.time() - pressed
+    text = cell_text(page, 2)
+    check(cell_done(page, 2) and took < 2.0, f"the stop button ends the cell within about a second ({took:.2f} s)", text[-400:])
+    check("stopped by the interrupt after" in text and "cell went on" in text and "Error" not in text,
+          "the stopped cell says where it stopped and ends without an error", text[-600:])
+    run_cell(page, 3)
+    text = cell_text(page, 3)
+    m = re.search(r"steps (\d+) marker 42", text)
+    check(m is not None and 0 < int(m.group(1)) < STOP_STEPS,
+          f"after the stop the session's variables are intact (the run has {m.group(1) if m else '?'} of {STOP_STEPS} steps)", text)
+    page.close()
 
 
 def main():
