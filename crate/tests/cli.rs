@@ -181,3 +181,41 @@ fn the_same_seed_gives_bit_identical_weights_on_any_thread_count() {
         }
     }
 }
+
+/// Your own images end to end: a folder of colour PNGs in class subfolders
+/// (written by `sslab example-images`) pretrains and probes with one command
+/// each; a checkpoint is refused on images of another size, and an
+/// unlabelled folder cannot be probed.
+#[test]
+fn a_folder_of_images_pretrains_and_probes() {
+    let images = scratch("images");
+    let out = scratch("images-run");
+    let (i, o) = (images.to_str().unwrap(), out.to_str().unwrap());
+    let (code, stdout, err) = sslab(&["example-images", "--out", i, "--per-class", "10", "--size", "24"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("\"per_class\":10"), "{stdout}");
+    assert!(images.join("triangle").join("000.png").is_file());
+    let spec = format!("folder:{i}?size=16");
+    let (code, stdout, err) = sslab(&["pretrain", "--method", "simclr", "--data", &spec, "--steps", "3", "--batch-size", "16", "--out", o]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("\"steps\":3"), "{stdout}");
+    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!((config["config"]["data"].as_str(), config["image_shape"].clone()), (Some(spec.as_str()), serde_json::json!([3, 16, 16])), "the checkpoint records the data spec and image size");
+    let (code, stdout, err) = sslab(&["probe", "--checkpoint", o, "--data", &spec, "--labels-per-class", "2"]);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!((0.0..=1.0).contains(&r["accuracy"].as_f64().unwrap()), "{stdout}");
+    assert_clean_error(&["probe", "--checkpoint", o, "--data", &format!("folder:{i}?size=24"), "--labels-per-class", "2"], "?size=16");
+    let flat = scratch("flat-images");
+    std::fs::create_dir_all(&flat).unwrap();
+    for (k, entry) in std::fs::read_dir(images.join("triangle")).unwrap().enumerate() {
+        std::fs::copy(entry.unwrap().path(), flat.join(format!("{k}.png"))).unwrap();
+    }
+    let flat_spec = format!("folder:{}?size=16", flat.display());
+    assert_clean_error(&["probe", "--checkpoint", o, "--data", &flat_spec, "--labels-per-class", "1"], "has no labels");
+    assert_clean_error(&["pretrain", "--method", "simclr", "--data", &format!("folder:{i}/nope"), "--out", o], "does not exist");
+    assert_clean_error(&["pretrain", "--method", "simclr", "--data", &format!("folder:{i}?size=big"), "--out", o], "size must be");
+    for d in [images, out, flat] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

@@ -13,7 +13,7 @@
 //! stderr and a JSON summary last. Bad input ends with a one-line
 //! `error: …` on stderr and exit code 1 (2 for bad command-line syntax).
 
-use crate::data::{load_images, ImageDataset, LabelledData};
+use crate::data::{load_images, load_pretraining_images, write_example_folder, ImageDataset, LabelledData};
 use crate::eval::{fit_classifier, knn_accuracy, linear_probe, ClassifierConfig, FewLabelProtocol, KnnConfig, ProbeConfig};
 use crate::method::{EncoderConfig, MethodName, PretrainConfig, Pretrainer};
 use crate::rng::{derive_seed, SeededRng};
@@ -43,6 +43,24 @@ enum Command {
     Bench(BenchArgs),
     /// Run every loss and layer on the GPU and on the CPU and compare them (needs a CUDA build).
     CheckDevice(CheckDeviceArgs),
+    /// Write a small folder of colour images in class subfolders (a stand-in for your own photos).
+    ExampleImages(ExampleImagesArgs),
+}
+
+#[derive(Parser, Debug)]
+struct ExampleImagesArgs {
+    /// The folder to write (`DIR/<class>/NNN.png`); it must be new, empty, or written by this command before.
+    #[arg(long)]
+    out: PathBuf,
+    /// Images per class (ten classes).
+    #[arg(long, default_value_t = 100)]
+    per_class: usize,
+    /// Side of each square image in pixels.
+    #[arg(long, default_value_t = 32)]
+    size: usize,
+    /// Seed of the glyphs and their colours.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Parser, Debug)]
@@ -213,6 +231,7 @@ where
         Command::Supervised(a) => supervised(a),
         Command::Bench(a) => bench(a),
         Command::CheckDevice(a) => check_device(a),
+        Command::ExampleImages(a) => example_images(a),
     });
     match result {
         Ok(Ok(line)) => {
@@ -231,9 +250,17 @@ fn load(spec: &str, examples: usize, seed: u64) -> Result<(ImageDataset, ImageDa
     load_images(spec, examples, seed)
 }
 
+fn example_images(a: ExampleImagesArgs) -> Result<String> {
+    if a.per_class < 5 || a.size == 0 {
+        candle_core::bail!("--per-class must be at least 5 (every fifth image is a test image) and --size positive");
+    }
+    let dir = write_example_folder(&a.out, a.per_class, a.size, a.seed)?;
+    Ok(json!({"out": dir.display().to_string(), "classes": crate::data::SHAPE_CLASSES.len(), "per_class": a.per_class, "size": a.size}).to_string())
+}
+
 fn pretrain(a: PretrainArgs) -> Result<String> {
     let dev = crate::device::device()?.device;
-    let (train, _) = load(&a.data, a.examples, a.seed)?;
+    let train = load_pretraining_images(&a.data, a.examples, a.seed)?;
     let exists = a.out.join("config.json").exists();
     let mut run = if a.resume {
         if !exists {
@@ -341,6 +368,17 @@ fn probe(a: ProbeArgs) -> Result<String> {
     let (run, representation) = match (&a.checkpoint, a.method) {
         (Some(dir), _) => {
             let run = Pretrainer::load(dir, &dev)?;
+            let shape = train.image_shape()?;
+            if run.image_shape() != shape {
+                let (c, h, w) = run.image_shape();
+                candle_core::bail!(
+                    "{} was pretrained on images of shape (C, H, W) = ({c}, {h}, {w}) ({}), but {} gives {shape:?}; probe it on data of that shape{}",
+                    dir.display(),
+                    if run.config().data.is_empty() { "data not recorded" } else { run.config().data.as_str() },
+                    a.data,
+                    if c == shape.0 && h == w { format!(" (e.g. `?size={h}` after the data spec)") } else { String::new() }
+                );
+            }
             let what = format!("{} pretrained for {} steps ({})", run.config().method, run.step(), dir.display());
             (run, what)
         }
@@ -352,6 +390,9 @@ fn probe(a: ProbeArgs) -> Result<String> {
         }
         (None, None) => candle_core::bail!("probe needs --checkpoint DIR or --random-init --method M"),
     };
+    if train.num_classes() < 2 {
+        candle_core::bail!("{} has no labels (one class, {:?}); probing needs labelled data, e.g. a folder with one subfolder per class", a.data, train.class_names[0]);
+    }
     let labelled = train.per_class_subset(a.labels_per_class, &mut SeededRng::new(derive_seed(a.seed, "labels")))?;
     let start = Instant::now();
     let (accuracy, details) = match a.classifier {

@@ -14,6 +14,12 @@
 //! | `text:FILE` | a UTF-8 text file | [`load_corpus`], [`load_text`] |
 //! | `synthetic-text` | sentences from a tiny topic grammar | [`load_corpus`], [`synthetic_text`] |
 //! | `synthetic-series` | sine / square / sawtooth / chirp waves | [`load_series`], [`synthetic_series`] |
+//! | `folder:DIR` | your own JPEG/PNG images, one subfolder per class (or unlabelled) | [`load_images`], [`load_folder`] |
+//! | `cifar10:DIR` | CIFAR-10's binary batches | [`load_images`], [`load_cifar10`] |
+//! | `stl10:DIR` | STL-10's binary files; its unlabelled split for pretraining | [`load_images`], [`load_pretraining_images`], [`load_stl10`] |
+//!
+//! The image specs take options after a `?`: `size=N` (images become RGB
+//! `N × N`) and, for folders, `skip_bad` — see [`images`].
 //!
 //! A relative `DIR` or `FILE` is read under the data folder unless it exists
 //! as given (see [`resolve`]), e.g. `idx:mnist`, `ucr:ucr/GunPoint`,
@@ -22,6 +28,7 @@
 
 mod captions;
 mod idx;
+pub mod images;
 mod labelled;
 mod shapes;
 mod synthetic;
@@ -32,6 +39,10 @@ pub use captions::{
     captioned_shapes, shape_colour, Attribute, Attributes, CaptionedImages, CAPTION_COLOURS, CAPTION_POSITIONS, CAPTION_SHAPES, CAPTION_SIZES,
 };
 pub use idx::{load_idx_images, read_idx, Idx};
+pub use images::{
+    load_cifar10, load_folder, load_stl10, load_stl10_unlabelled, parse_cifar10, read_image, write_example_folder, ImageOptions,
+    CIFAR10_CLASSES, DEFAULT_FOLDER_SIZE, IMAGE_EXTENSIONS, STL10_CLASSES, UNLABELLED,
+};
 pub use labelled::{balanced_subset, LabelledData};
 pub(crate) use labelled::{check_parts, labelled_data};
 pub use shapes::{class_tint, shapes, tint_by_class, SHAPE_CLASSES};
@@ -131,10 +142,17 @@ pub enum DataSpec {
     SyntheticText,
     /// `synthetic-series`: the waves of [`synthetic_series`].
     SyntheticSeries,
+    /// `folder:DIR[?size=N&skip_bad]`: JPEG/PNG files, one subfolder per class.
+    Folder(String, ImageOptions),
+    /// `cifar10:DIR[?size=N]`: CIFAR-10's binary batches.
+    Cifar10(String, ImageOptions),
+    /// `stl10:DIR[?size=N]`: STL-10's binary files.
+    Stl10(String, ImageOptions),
 }
 
 /// The accepted spec forms, for error messages.
-const SPEC_FORMS: &str = "`shapes`, `idx:DIR`, `ucr:DIR/NAME`, `text:FILE`, `synthetic-text` or `synthetic-series`";
+const SPEC_FORMS: &str =
+    "`shapes`, `idx:DIR`, `folder:DIR`, `cifar10:DIR`, `stl10:DIR`, `ucr:DIR/NAME`, `text:FILE`, `synthetic-text` or `synthetic-series`";
 
 impl DataSpec {
     /// Parses a spec string; errors name the string and list the accepted forms.
@@ -149,10 +167,24 @@ impl DataSpec {
             },
             Some((kind, arg)) => {
                 let arg = arg.trim();
-                if arg.is_empty() && matches!(kind, "idx" | "ucr" | "text") {
+                if arg.is_empty() && matches!(kind, "idx" | "ucr" | "text" | "folder" | "cifar10" | "stl10") {
                     candle_core::bail!("data spec {spec:?} names no path after `{kind}:`; expected {SPEC_FORMS}");
                 }
+                let (path, query) = arg.split_once('?').unwrap_or((arg, ""));
+                let image = |make: fn(String, ImageOptions) -> Self| -> Result<Option<Self>> {
+                    if path.trim().is_empty() {
+                        candle_core::bail!("data spec {spec:?} names no path after `{kind}:`; expected {SPEC_FORMS}");
+                    }
+                    let options = ImageOptions::parse(query, spec)?;
+                    if options.skip_bad && kind != "folder" {
+                        candle_core::bail!("data spec {spec:?}: skip_bad applies to `folder:` only");
+                    }
+                    Ok(Some(make(path.trim().to_string(), options)))
+                };
                 match kind {
+                    "folder" => image(Self::Folder)?,
+                    "cifar10" => image(Self::Cifar10)?,
+                    "stl10" => image(Self::Stl10)?,
                     "idx" => Some(Self::Idx(arg.to_string())),
                     "ucr" => Some(Self::Ucr(arg.trim_end_matches('/').to_string())),
                     "text" => Some(Self::Text(arg.to_string())),
@@ -163,9 +195,9 @@ impl DataSpec {
         parsed.ok_or_else(|| candle_core::Error::Msg(format!("unknown data spec {spec:?}: expected {SPEC_FORMS}")))
     }
 
-    /// `true` for sources of images (`shapes`, `idx:`).
+    /// `true` for sources of images (`shapes`, `idx:`, `folder:`, `cifar10:`, `stl10:`).
     pub fn is_images(&self) -> bool {
-        matches!(self, Self::Shapes | Self::Idx(_))
+        matches!(self, Self::Shapes | Self::Idx(_) | Self::Folder(..) | Self::Cifar10(..) | Self::Stl10(..))
     }
 
     /// `true` for sources of time series (`ucr:`, `synthetic-series`).
@@ -195,6 +227,9 @@ impl fmt::Display for DataSpec {
             Self::Text(p) => write!(f, "text:{p}"),
             Self::SyntheticText => write!(f, "synthetic-text"),
             Self::SyntheticSeries => write!(f, "synthetic-series"),
+            Self::Folder(d, o) => write!(f, "folder:{d}{}", o.query()),
+            Self::Cifar10(d, o) => write!(f, "cifar10:{d}{}", o.query()),
+            Self::Stl10(d, o) => write!(f, "stl10:{d}{}", o.query()),
         }
     }
 }
@@ -203,17 +238,37 @@ fn wrong_kind(spec: &DataSpec, what: &str, forms: &str) -> candle_core::Error {
     candle_core::Error::Msg(format!("data spec `{spec}` is not a source of {what}: expected {forms}"))
 }
 
+/// The image specs, for error messages.
+const IMAGE_FORMS: &str = "`shapes`, `idx:DIR`, `folder:DIR`, `cifar10:DIR` or `stl10:DIR`";
+
 /// Loads an image data set from a data spec: `shapes` (embedded; `n`
-/// images from `seed`) or `idx:DIR` (MNIST-format files; `n` is ignored).
+/// images from `seed`), `idx:DIR` (MNIST-format files), `folder:DIR`,
+/// `cifar10:DIR` or `stl10:DIR` (see [`load_folder`], [`load_cifar10`],
+/// [`load_stl10`]); `n` only sizes `shapes`.
 ///
 /// Returns `(train, test)`. IDX folders with both `train-*` and `t10k-*`
 /// files give those splits; a folder with only one split gives its first
 /// 80% as train and the last 20% as test. `shapes` is split the same way.
+/// STL-10 gives its labelled splits; its unlabelled images come from
+/// [`load_pretraining_images`].
 pub fn load_images(spec: &str, n: usize, seed: u64) -> Result<(ImageDataset, ImageDataset)> {
     match DataSpec::parse(spec)? {
         DataSpec::Shapes => shapes(n, seed)?.split_last(0.2),
         DataSpec::Idx(dir) => idx::load_idx_dir(&resolve(&dir)?),
-        other => Err(wrong_kind(&other, "images", "`shapes` or `idx:DIR`")),
+        DataSpec::Folder(dir, o) => load_folder(&resolve(&dir)?, &o),
+        DataSpec::Cifar10(dir, o) => load_cifar10(&resolve(&dir)?, &o),
+        DataSpec::Stl10(dir, o) => load_stl10(&resolve(&dir)?, &o),
+        other => Err(wrong_kind(&other, "images", IMAGE_FORMS)),
+    }
+}
+
+/// The images to pretrain on: STL-10's unlabelled split for `stl10:DIR`
+/// (`n` of its 100,000 images, drawn with `seed` and read from the file one
+/// by one), otherwise the training split of [`load_images`].
+pub fn load_pretraining_images(spec: &str, n: usize, seed: u64) -> Result<ImageDataset> {
+    match DataSpec::parse(spec)? {
+        DataSpec::Stl10(dir, o) => load_stl10_unlabelled(&resolve(&dir)?, n, seed, &o),
+        _ => Ok(load_images(spec, n, seed)?.0),
     }
 }
 
@@ -328,6 +383,10 @@ mod tests {
             ("text:tinyshakespeare/input.txt", DataSpec::Text("tinyshakespeare/input.txt".into())),
             ("synthetic-text", DataSpec::SyntheticText),
             (" synthetic-series ", DataSpec::SyntheticSeries),
+            ("folder:photos", DataSpec::Folder("photos".into(), ImageOptions::default())),
+            ("folder:my photos?size=32&skip_bad", DataSpec::Folder("my photos".into(), ImageOptions { size: Some(32), skip_bad: true })),
+            ("cifar10:cifar-10-batches-bin?size=16", DataSpec::Cifar10("cifar-10-batches-bin".into(), ImageOptions { size: Some(16), skip_bad: false })),
+            ("stl10:stl10_binary", DataSpec::Stl10("stl10_binary".into(), ImageOptions::default())),
         ];
         for (s, want) in cases {
             let got: DataSpec = s.parse().unwrap();
@@ -339,6 +398,12 @@ mod tests {
             assert!(err.contains(&format!("{bad:?}")) && err.contains("ucr:DIR/NAME"), "{err}");
         }
         assert!(DataSpec::Shapes.is_images() && DataSpec::SyntheticSeries.is_series() && DataSpec::SyntheticText.is_text());
+        assert!(DataSpec::parse("folder:x").unwrap().is_images() && DataSpec::parse("stl10:x").unwrap().is_images());
+        for (bad, says) in [("folder:", "names no path"), ("folder:?size=3", "names no path"), ("folder:x?size=big", "size must be"),
+                            ("cifar10:x?skip_bad", "skip_bad applies to `folder:` only"), ("folder:x?colour", "unknown option")] {
+            let err = DataSpec::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(says) && err.contains(&format!("{bad:?}")), "{bad}: {err}");
+        }
         let err = load_images("synthetic-series", 8, 0).unwrap_err().to_string();
         assert!(err.contains("`synthetic-series` is not a source of images"), "{err}");
         assert!(load_series("shapes", 8, 32, 0).is_err() && load_corpus("shapes", TokenizerKind::Chars, 50, 1, 0).is_err());

@@ -75,6 +75,11 @@ impl Pretrainer {
         &self.config
     }
 
+    /// The `(C, H, W)` of the images the run trains on.
+    pub fn image_shape(&self) -> (usize, usize, usize) {
+        self.image_shape
+    }
+
     /// Steps done so far.
     pub fn step(&self) -> usize {
         self.run.step()
