@@ -52,7 +52,7 @@ struct ExampleImagesArgs {
     /// The folder to write (`DIR/<class>/NNN.png`); it must be new, empty, or written by this command before.
     #[arg(long)]
     out: PathBuf,
-    /// Images per class (ten classes).
+    /// Images per class (four classes: circle, cross, square, triangle).
     #[arg(long, default_value_t = 100)]
     per_class: usize,
     /// Side of each square image in pixels.
@@ -255,7 +255,7 @@ fn example_images(a: ExampleImagesArgs) -> Result<String> {
         candle_core::bail!("--per-class must be at least 5 (every fifth image is a test image) and --size positive");
     }
     let dir = write_example_folder(&a.out, a.per_class, a.size, a.seed)?;
-    Ok(json!({"out": dir.display().to_string(), "classes": crate::data::SHAPE_CLASSES.len(), "per_class": a.per_class, "size": a.size}).to_string())
+    Ok(json!({"out": dir.display().to_string(), "classes": crate::data::Attribute::Shape.values(), "per_class": a.per_class, "size": a.size}).to_string())
 }
 
 fn pretrain(a: PretrainArgs) -> Result<String> {

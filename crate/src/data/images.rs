@@ -464,15 +464,20 @@ pub fn load_stl10_unlabelled(dir: &Path, n: usize, seed: u64, options: &ImageOpt
     ImageDataset::new(images, vec![0; n], vec![UNLABELLED.to_string()], "STL-10 unlabelled")
 }
 
-/// Writes a small folder of colour images in class subfolders — the ten
-/// line-drawn glyph classes of [`super::shapes`], each image in a random
-/// foreground and background colour — as `DIR/<class>/NNN.png` (`per_class`
-/// per class, `size × size` pixels, from `seed`): a stand-in for your own
-/// photos, in the layout `folder:DIR` reads. Returns `dir`.
+/// Writes a small folder of colour images in class subfolders — the four
+/// shapes of the captioned-shapes data ([`super::captioned_shapes`]: circle,
+/// square, triangle, cross), each drawn in one of four colours, two sizes and
+/// four positions — as `DIR/<shape>/NNN.png` (`per_class` per shape,
+/// `size × size` pixels, from `seed`): a stand-in for your own photos, in
+/// the layout `folder:DIR` reads, where colour, size and position are the
+/// nuisances and the shape is the class. Returns `dir`.
 ///
 /// A folder this function wrote before (it leaves a hidden marker file) is
 /// replaced; any other folder that is not empty is an error, never overwritten.
 pub fn write_example_folder(dir: &Path, per_class: usize, size: usize, seed: u64) -> Result<PathBuf> {
+    if per_class == 0 || size == 0 {
+        candle_core::bail!("write_example_folder: per_class and size must be positive, got {per_class} and {size}");
+    }
     let marker = dir.join(".sslab-example-folder");
     if dir.exists() {
         let has_entries = std::fs::read_dir(dir).map_err(|e| io_error("cannot read the folder", dir, e))?.next().is_some();
@@ -483,25 +488,25 @@ pub fn write_example_folder(dir: &Path, per_class: usize, size: usize, seed: u64
     }
     std::fs::create_dir_all(dir).map_err(|e| io_error("cannot create", dir, e))?;
     std::fs::write(&marker, b"written by sslab::data::write_example_folder\n").map_err(|e| io_error("cannot write", &marker, e))?;
-    let glyphs = super::shapes(per_class * super::SHAPE_CLASSES.len(), seed)?;
-    let (_, _, h, w) = glyphs.images.dims4()?;
-    let pixels: Vec<f32> = glyphs.images.flatten_all()?.to_vec1()?;
-    let mut rng = SeededRng::new(derive_seed(seed, "example-colours"));
-    let mut counts = vec![0usize; super::SHAPE_CLASSES.len()];
-    for (i, &label) in glyphs.labels.iter().enumerate() {
-        let class = super::SHAPE_CLASSES[label as usize];
-        let folder = dir.join(class);
+    let shapes = super::Attribute::Shape.values();
+    // 128 combinations in shuffled cycles: enough draws for `per_class` of every shape
+    let drawn = super::captioned_shapes(per_class * shapes.len() + 128, seed)?;
+    let (_, _, h, w) = drawn.images.dims4()?;
+    let pixels: Vec<f32> = drawn.images.flatten_all()?.to_vec1()?;
+    let mut counts = vec![0usize; shapes.len()];
+    for (i, a) in drawn.attributes.iter().enumerate() {
+        if counts[a.shape] == per_class {
+            continue;
+        }
+        let folder = dir.join(shapes[a.shape]);
         std::fs::create_dir_all(&folder).map_err(|e| io_error("cannot create", &folder, e))?;
-        let mut colour = || [0, 1, 2].map(|_| rng.uniform());
-        let (fg, bg) = (colour(), colour());
-        let glyph = &pixels[i * h * w..(i + 1) * h * w];
+        let plane = |c: usize, x: u32, y: u32| pixels[((i * 3 + c) * h + y as usize) * w + x as usize];
         let img = RgbImage::from_fn(w as u32, h as u32, |x, y| {
-            let a = glyph[y as usize * w + x as usize];
-            image::Rgb([0, 1, 2].map(|c| ((a * fg[c] + (1.0 - a) * bg[c]) * 255.0).round() as u8))
+            image::Rgb([0, 1, 2].map(|c| (plane(c, x, y) * 255.0).round().clamp(0.0, 255.0) as u8))
         });
         let img = fill_square(DynamicImage::ImageRgb8(img), size);
-        let path = folder.join(format!("{:03}.png", counts[label as usize]));
-        counts[label as usize] += 1;
+        let path = folder.join(format!("{:03}.png", counts[a.shape]));
+        counts[a.shape] += 1;
         img.save(&path).map_err(|e| io_error("cannot write", &path, e))?;
     }
     Ok(dir.to_path_buf())
@@ -701,13 +706,14 @@ mod tests {
         let d = tmp("example");
         write_example_folder(&d, 5, 20, 0).unwrap();
         let (train, test) = load_folder(&d, &ImageOptions { size: Some(20), skip_bad: false }).unwrap();
-        assert_eq!((train.len(), test.len(), train.num_classes()), (40, 10, 10));
+        assert_eq!((train.len(), test.len(), train.class_names.clone()), (16, 4, vec!["circle".to_string(), "cross".into(), "square".into(), "triangle".into()]));
+        assert_eq!(train.class_counts(), [4, 4, 4, 4]);
         let var: f32 = train.images.flatten_all().unwrap().var(0).unwrap().to_scalar().unwrap();
         assert!(var > 0.01, "colours vary: {var}");
         // written again (fewer per class): replaced, not mixed with the old files
-        write_example_folder(&d, 6, 20, 1).unwrap();
+        write_example_folder(&d, 10, 20, 1).unwrap();
         let (train, test) = load_folder(&d, &ImageOptions { size: Some(20), skip_bad: false }).unwrap();
-        assert_eq!(train.len() + test.len(), 60);
+        assert_eq!(train.len() + test.len(), 40);
         let other = tmp("not-ours");
         std::fs::write(other.join("keep.txt"), b"mine").unwrap();
         assert!(write_example_folder(&other, 1, 8, 0).unwrap_err().to_string().contains("not empty"));
