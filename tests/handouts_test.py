@@ -276,6 +276,11 @@ def stop_button_notebook(path):
     nbformat.write(nb, path)
 
 
+# Selectors name the notebook in view, `.jp-NotebookPanel:not(.lm-mod-hidden)`:
+# JupyterLab keeps the notebooks opened before (the workspace is the
+# server's) as hidden panels.
+
+
 def lab_checks(browser, tmp):
     work = Path(tmp) / "lab"
     work.mkdir()
@@ -306,7 +311,7 @@ def lab_checks(browser, tmp):
         context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base) else route.abort())
         try:
             page = open_notebook(context, base, token, "handout.ipynb")
-            cell = page.locator(".jp-NotebookPanel .jp-CodeCell").first
+            cell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").first
             run_cell(page, 0)
             out = cell.locator(".jp-OutputArea-output")
             check("the answer is 42" in out.first.inner_text(), "a cell run in the browser prints its output from the Rust kernel",
@@ -327,38 +332,43 @@ def lab_checks(browser, tmp):
 def open_notebook(context, base, token, name):
     """Opens `name` in JupyterLab and waits until its Rust (sslab) kernel is idle."""
     page = context.new_page()
+    page.set_viewport_size({"width": 1280, "height": 1600})
     page.set_default_timeout(300_000)
-    page.goto(f"{base}/lab/tree/{name}?token={token}")
-    page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell")
+    # a workspace of its own, reset: only this notebook open
+    page.goto(f"{base}/lab/workspaces/{Path(name).stem}/tree/{name}?reset&token={token}")
+    page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell")
     # The kernel is started and idle once the toolbar names it and the indicator says so.
     page.wait_for_function("""() => {
-        const name = document.querySelector('.jp-NotebookPanel-toolbar .jp-Toolbar-kernelName');
-        const status = document.querySelector('.jp-Notebook-ExecutionIndicator');
+        const name = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-NotebookPanel-toolbar .jp-Toolbar-kernelName');
+        const status = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator') ?? document.querySelector('.jp-Notebook-ExecutionIndicator');
         return name && name.innerText.includes('Rust (sslab)') && status && status.getAttribute('data-status') === 'idle';
     }""")
-    kernel_name = page.inner_text(".jp-NotebookPanel-toolbar .jp-Toolbar-kernelName")
+    kernel_name = page.inner_text(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-NotebookPanel-toolbar .jp-Toolbar-kernelName")
     check("Rust (sslab)" in kernel_name, f"JupyterLab opens {name} with the Rust (sslab) kernel, which starts", kernel_name)
     return page
 
 
 def cell_text(page, i):
-    return page.evaluate(f"() => document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell')[{i}]"
+    return page.evaluate(f"() => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')[{i}]"
                          "?.querySelector('.jp-OutputArea')?.innerText ?? ''")
 
 
 def cell_done(page, i):
     """Whether cell `i` has run and is not running now (its prompt holds a number)."""
-    prompt = page.evaluate(f"() => document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell')[{i}]"
+    prompt = page.evaluate(f"() => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')[{i}]"
                            "?.querySelector('.jp-InputArea-prompt')?.innerText ?? ''")
     return re.search(r"\[\d+\]", prompt) is not None
 
 
 def run_cell(page, i, wait=True):
-    """Runs cell `i` with Shift+Enter; with `wait`, until it has finished."""
-    page.locator(".jp-NotebookPanel .jp-CodeCell").nth(i).locator(".cm-content").click()
-    page.keyboard.press("Shift+Enter")
+    """Clicks into cell `i`'s editor and runs it with the toolbar's ▶
+    button, as a student would; with `wait`, until it has finished. (The
+    button rather than Shift+Enter: a notification JupyterLab shows on a
+    second page can take the keyboard focus.)"""
+    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").nth(i).locator(".cm-content").click()
+    page.locator('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-NotebookPanel-toolbar [data-jp-item-name="run"]').first.click()
     if wait:
-        page.wait_for_function(f"""() => /\\[\\d+\\]/.test(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell')[{i}]
+        page.wait_for_function(f"""() => /\\[\\d+\\]/.test(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell')[{i}]
             ?.querySelector('.jp-InputArea-prompt')?.innerText ?? '')""")
 
 
@@ -380,7 +390,7 @@ def stop_button_checks(page):
         time.sleep(0.2)
     check(len(seen) >= 3 and not cell_done(page, 2),
           f"a long training cell shows live progress in the browser ({len(seen)} updates after {time.time() - t0:.0f} s)", "\n".join(seen))
-    page.locator('.jp-NotebookPanel-toolbar [data-jp-item-name="interrupt"]').first.click()
+    page.locator('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-NotebookPanel-toolbar [data-jp-item-name="interrupt"]').first.click()
     pressed = time.time()
     while time.time() - pressed < 30 and not cell_done(page, 2):
         time.sleep(0.05)
