@@ -357,12 +357,13 @@ pub fn parse_cifar10(bytes: &[u8], what: &str) -> Result<(Vec<u8>, Vec<u32>)> {
     Ok((pixels, labels))
 }
 
-/// The class names of `batches.meta.txt` when it lists ten, else [`CIFAR10_CLASSES`].
-fn cifar_classes(dir: &Path) -> Vec<String> {
-    let names: Vec<String> = std::fs::read_to_string(dir.join("batches.meta.txt"))
+/// The class names listed in `file` (one a line, as the archives ship them)
+/// when it names as many as `known`, else `known`.
+fn class_names(file: &Path, known: &[&str]) -> Vec<String> {
+    let names: Vec<String> = std::fs::read_to_string(file)
         .map(|t| t.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
         .unwrap_or_default();
-    if names.len() == 10 { names } else { CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect() }
+    if names.len() == known.len() { names } else { known.iter().map(|s| s.to_string()).collect() }
 }
 
 /// Loads CIFAR-10's binary batches from `dir` (or `dir/cifar-10-batches-bin`)
@@ -370,7 +371,7 @@ fn cifar_classes(dir: &Path) -> Vec<String> {
 pub fn load_cifar10(dir: &Path, options: &ImageOptions) -> Result<(ImageDataset, ImageDataset)> {
     let dir = inside(dir, "cifar-10-batches-bin");
     let size = options.size.unwrap_or(CIFAR_SIDE);
-    let classes = cifar_classes(&dir);
+    let classes = class_names(&dir.join("batches.meta.txt"), &CIFAR10_CLASSES);
     let load = |files: &[String], name: &str| -> Result<ImageDataset> {
         let (mut pixels, mut labels) = (Vec::new(), Vec::new());
         for f in files {
@@ -410,19 +411,12 @@ fn stl_images(bytes: &[u8], what: &str, size: usize) -> Result<Tensor> {
     from_planes(&rows, STL_SIDE, size)
 }
 
-fn stl_classes(dir: &Path) -> Vec<String> {
-    let names: Vec<String> = std::fs::read_to_string(dir.join("class_names.txt"))
-        .map(|t| t.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect())
-        .unwrap_or_default();
-    if names.len() == 10 { names } else { STL10_CLASSES.iter().map(|s| s.to_string()).collect() }
-}
-
 /// Loads STL-10's labelled splits from `dir` (or `dir/stl10_binary`) as
 /// `(train, test)`: 5,000 and 8,000 images `(N, 3, S, S)`, labels 0–9.
 pub fn load_stl10(dir: &Path, options: &ImageOptions) -> Result<(ImageDataset, ImageDataset)> {
     let dir = inside(dir, "stl10_binary");
     let size = options.size.unwrap_or(STL_SIDE);
-    let classes = stl_classes(&dir);
+    let classes = class_names(&dir.join("class_names.txt"), &STL10_CLASSES);
     let load = |split: &str, name: &str| -> Result<ImageDataset> {
         let (xp, yp) = (dir.join(format!("{split}_X.bin")), dir.join(format!("{split}_y.bin")));
         let images = stl_images(&read_file(&xp, STL_HINT)?, &xp.display().to_string(), size)?;
@@ -658,6 +652,9 @@ mod tests {
         assert_eq!(px(&train.images, 2, 2, 31, 31), 1.0);
         let (small, _) = load_cifar10(&d, &ImageOptions { size: Some(16), skip_bad: false }).unwrap();
         assert_eq!(small.images.dims(), &[10, 3, 16, 16]);
+        // the archive's batches.meta.txt names the classes when it lists ten
+        std::fs::write(d.join("batches.meta.txt"), (0..10).map(|i| format!("c{i}\n")).collect::<String>()).unwrap();
+        assert_eq!(load_cifar10(&d, &ImageOptions::default()).unwrap().0.class_names[3], "c3");
         std::fs::write(d.join("test_batch.bin"), &record(3, 50)[..100]).unwrap();
         let e = load_cifar10(&d, &ImageOptions::default()).unwrap_err().to_string();
         assert!(e.contains("test_batch.bin") && e.contains("not a whole number"), "{e}");
