@@ -99,10 +99,13 @@ fn fill_square(img: DynamicImage, size: usize) -> RgbImage {
     img.resize_to_fill(s, s, FilterType::Triangle).into_rgb8()
 }
 
-/// The planes of `img` (R, G, B) in `[0, 1]`, appended to `out`.
-fn push_planes(out: &mut Vec<f32>, img: &RgbImage) {
-    for c in 0..3 {
-        out.extend(img.pixels().map(|p| f32::from(p.0[c]) / 255.0));
+/// The planes of `img` (R, G, B) in `[0, 1]`, written into `out` (`3·H·W` values).
+fn write_planes(out: &mut [f32], img: &RgbImage) {
+    let hw = (img.width() * img.height()) as usize;
+    for (c, plane) in out.chunks_mut(hw).enumerate() {
+        for (o, p) in plane.iter_mut().zip(img.pixels()) {
+            *o = f32::from(p.0[c]) / 255.0;
+        }
     }
 }
 
@@ -134,11 +137,10 @@ fn entries(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     Ok(paths.into_iter().partition(|p| !p.is_dir()))
 }
 
-/// Every image file under `dir` (recursively, in name order). Another
-/// file is an error naming it, or skipped (and counted) with `skip_bad`.
-fn image_files(dir: &Path, skip_bad: bool, skipped: &mut usize) -> Result<Vec<PathBuf>> {
-    let (files, folders) = entries(dir)?;
-    let mut out = Vec::new();
+/// The image files among `files`. Another file is an error naming it, or
+/// skipped (and counted) with `skip_bad`.
+fn keep_images(files: Vec<PathBuf>, skip_bad: bool, skipped: &mut usize) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::with_capacity(files.len());
     for f in files {
         if has_image_extension(&f) {
             out.push(f);
@@ -152,6 +154,14 @@ fn image_files(dir: &Path, skip_bad: bool, skipped: &mut usize) -> Result<Vec<Pa
             );
         }
     }
+    Ok(out)
+}
+
+/// Every image file under `dir` (recursively, in name order); other files
+/// as [`keep_images`] says.
+fn image_files(dir: &Path, skip_bad: bool, skipped: &mut usize) -> Result<Vec<PathBuf>> {
+    let (files, folders) = entries(dir)?;
+    let mut out = keep_images(files, skip_bad, skipped)?;
     for sub in folders {
         out.extend(image_files(&sub, skip_bad, skipped)?);
     }
@@ -162,26 +172,34 @@ fn image_files(dir: &Path, skip_bad: bool, skipped: &mut usize) -> Result<Vec<Pa
 /// `skip_bad` an unreadable file is dropped (and counted), otherwise the
 /// error names it. Returns the tensor and the indices kept.
 fn decode_all(files: &[PathBuf], size: usize, skip_bad: bool, skipped: &mut usize) -> Result<(Tensor, Vec<usize>)> {
-    let decoded: Vec<Result<RgbImage>> = files.par_iter().map(|f| read_image(f, size)).collect();
-    let mut pixels = Vec::with_capacity(files.len() * 3 * size * size);
+    // each image is decoded straight into its place in the one output buffer
+    let per = 3 * size * size;
+    let mut pixels = vec![0f32; files.len() * per];
+    let decoded: Vec<Result<()>> = pixels
+        .par_chunks_mut(per)
+        .zip(files.par_iter())
+        .map(|(out, f)| read_image(f, size).map(|img| write_planes(out, &img)))
+        .collect();
     let mut kept = Vec::with_capacity(files.len());
     for (i, d) in decoded.into_iter().enumerate() {
         match d {
-            Ok(img) => {
-                push_planes(&mut pixels, &img);
+            Ok(()) => {
+                // close the gaps an unreadable file left
+                if kept.len() != i {
+                    pixels.copy_within(i * per..(i + 1) * per, kept.len() * per);
+                }
                 kept.push(i);
             }
             Err(_) if skip_bad => *skipped += 1,
             Err(e) => return Err(e),
         }
     }
-    let n = kept.len();
-    Ok((Tensor::from_vec(pixels, (n, 3, size, size), &Device::Cpu)?, kept))
+    pixels.truncate(kept.len() * per);
+    Ok((Tensor::from_vec(pixels, (kept.len(), 3, size, size), &Device::Cpu)?, kept))
 }
 
-/// The class folders of `dir`, each with its image files.
-fn class_folders(dir: &Path, skip_bad: bool, skipped: &mut usize) -> Result<Vec<(String, Vec<PathBuf>)>> {
-    let (_, folders) = entries(dir)?;
+/// The class `folders`, each with its image files.
+fn class_folders(folders: Vec<PathBuf>, skip_bad: bool, skipped: &mut usize) -> Result<Vec<(String, Vec<PathBuf>)>> {
     let mut classes = Vec::new();
     for f in folders {
         let name = f.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
@@ -223,13 +241,13 @@ pub fn load_folder(dir: &Path, options: &ImageOptions) -> Result<(ImageDataset, 
     let (train_dir, test_dir) = (dir.join("train"), dir.join("test"));
     let (train_items, test_items, class_names): (Vec<(PathBuf, u32)>, Vec<(PathBuf, u32)>, Vec<String>) =
         if train_dir.is_dir() && test_dir.is_dir() {
-            let train = class_folders(&train_dir, skip, &mut skipped)?;
+            let train = class_folders(entries(&train_dir)?.1, skip, &mut skipped)?;
             if train.len() < 2 {
                 candle_core::bail!("{} has {} class folder(s); a labelled folder needs at least two classes", train_dir.display(), train.len());
             }
             let names: Vec<String> = train.iter().map(|(n, _)| n.clone()).collect();
             let mut test_items = Vec::new();
-            for (n, files) in class_folders(&test_dir, skip, &mut skipped)? {
+            for (n, files) in class_folders(entries(&test_dir)?.1, skip, &mut skipped)? {
                 let Some(label) = names.iter().position(|m| *m == n) else {
                     candle_core::bail!("{} has a class folder {n:?} that {} does not have (its classes: {})", test_dir.display(), train_dir.display(), names.join(", "));
                 };
@@ -239,8 +257,8 @@ pub fn load_folder(dir: &Path, options: &ImageOptions) -> Result<(ImageDataset, 
             (train_items, test_items, names)
         } else {
             let (files, folders) = entries(dir)?;
-            let images: Vec<&PathBuf> = files.iter().filter(|f| has_image_extension(f)).collect();
-            match (folders.is_empty(), images.is_empty()) {
+            let has_images = files.iter().any(|f| has_image_extension(f));
+            match (folders.is_empty(), !has_images) {
                 (true, true) if files.is_empty() => candle_core::bail!("image folder {} is empty", dir.display()),
                 (false, false) => candle_core::bail!(
                     "{} holds both image files and folders; put the images in one folder per class (labelled) or all directly in it (unlabelled)",
@@ -248,7 +266,7 @@ pub fn load_folder(dir: &Path, options: &ImageOptions) -> Result<(ImageDataset, 
                 ),
                 (true, _) => {
                     // unlabelled: every image of the folder, one class
-                    let files = image_files(dir, skip, &mut skipped)?;
+                    let files = keep_images(files, skip, &mut skipped)?;
                     if files.is_empty() {
                         candle_core::bail!("image folder {} holds no JPEG or PNG image", dir.display());
                     }
@@ -262,7 +280,7 @@ pub fn load_folder(dir: &Path, options: &ImageOptions) -> Result<(ImageDataset, 
                         }
                         skipped += files.len();
                     }
-                    let classes = class_folders(dir, skip, &mut skipped)?;
+                    let classes = class_folders(folders, skip, &mut skipped)?;
                     if classes.len() < 2 {
                         candle_core::bail!(
                             "{} has one class folder; a labelled folder needs at least two classes (for unlabelled pretraining put the images directly in it)",
@@ -280,10 +298,10 @@ pub fn load_folder(dir: &Path, options: &ImageOptions) -> Result<(ImageDataset, 
                 }
             }
         };
-    let train = dataset(&train_items, &class_names, size, skip, &mut skipped, &format!("{base} train"))?;
     if test_items.is_empty() {
         candle_core::bail!("{}: too few images for a test split (every fifth image of each class is a test image)", dir.display());
     }
+    let train = dataset(&train_items, &class_names, size, skip, &mut skipped, &format!("{base} train"))?;
     let test = dataset(&test_items, &class_names, size, skip, &mut skipped, &format!("{base} test"))?;
     let note = if skipped > 0 { format!(" ({skipped} files skipped)") } else { String::new() };
     Ok((ImageDataset { name: format!("{}{note}", train.name), ..train }, ImageDataset { name: format!("{}{note}", test.name), ..test }))
@@ -319,19 +337,15 @@ fn from_planes(bytes: &[u8], side: usize, size: usize) -> Result<Tensor> {
         let pixels: Vec<f32> = bytes.par_iter().map(|&b| f32::from(b) / 255.0).collect();
         return Tensor::from_vec(pixels, (n, 3, side, side), &Device::Cpu);
     }
-    let out: Vec<Vec<f32>> = bytes
-        .par_chunks(per)
-        .map(|rec| {
-            let img = RgbImage::from_fn(side as u32, side as u32, |x, y| {
-                let at = |c: usize| rec[c * side * side + y as usize * side + x as usize];
-                image::Rgb([at(0), at(1), at(2)])
-            });
-            let mut v = Vec::with_capacity(3 * size * size);
-            push_planes(&mut v, &fill_square(DynamicImage::ImageRgb8(img), size));
-            v
-        })
-        .collect();
-    Tensor::from_vec(out.concat(), (n, 3, size, size), &Device::Cpu)
+    let mut out = vec![0f32; n * 3 * size * size];
+    out.par_chunks_mut(3 * size * size).zip(bytes.par_chunks(per)).for_each(|(o, rec)| {
+        let img = RgbImage::from_fn(side as u32, side as u32, |x, y| {
+            let at = |c: usize| rec[c * side * side + y as usize * side + x as usize];
+            image::Rgb([at(0), at(1), at(2)])
+        });
+        write_planes(o, &fill_square(DynamicImage::ImageRgb8(img), size));
+    });
+    Tensor::from_vec(out, (n, 3, size, size), &Device::Cpu)
 }
 
 const CIFAR_SIDE: usize = 32;
@@ -611,6 +625,16 @@ mod tests {
         let (train, test) = load_folder(&d, &ImageOptions { skip_bad: true, ..opts.clone() }).unwrap();
         assert_eq!(train.len() + test.len(), 10);
         assert!(train.name.contains("2 files skipped"), "{}", train.name);
+        // an unreadable file in the middle of a split: the images after it move up, each with its label
+        std::fs::write(d.join("a").join("0b.png"), b"not a png either").unwrap();
+        let (train, test) = load_folder(&d, &ImageOptions { skip_bad: true, ..opts.clone() }).unwrap();
+        assert_eq!(train.len() + test.len(), 10);
+        assert!(train.name.contains("3 files skipped"), "{}", train.name);
+        for i in 0..train.len() {
+            let red = mean_planes(&train.images, i)[0];
+            let want = if train.labels[i] == 0 { 1.0 } else { 3.0 } / 255.0;
+            assert!((red - want).abs() < 1e-6, "image {i} (class {}): red {red}", train.labels[i]);
+        }
         let mixed = tmp("mixed");
         solid(&mixed.join("a.png"), 4, 4, [0, 0, 0]);
         solid(&mixed.join("cls").join("b.png"), 4, 4, [0, 0, 0]);
