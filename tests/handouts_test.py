@@ -362,9 +362,7 @@ def cell_done(page, i):
 
 def run_cell(page, i, wait=True):
     """Clicks into cell `i`'s editor and runs it with the toolbar's ▶
-    button, as a student would; with `wait`, until it has finished. (The
-    button rather than Shift+Enter: a notification JupyterLab shows on a
-    second page can take the keyboard focus.)"""
+    button, as a student would; with `wait`, until it has finished."""
     page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell").nth(i).locator(".cm-content").click()
     page.locator('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-NotebookPanel-toolbar [data-jp-item-name="run"]').first.click()
     if wait:

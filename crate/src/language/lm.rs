@@ -197,9 +197,6 @@ impl LanguageModel {
         &self.encoder
     }
 
-    fn ids_tensor(&self, rows: &[Vec<u32>]) -> Result<Tensor> {
-        ids_tensor(rows, &self.device)
-    }
 
     /// Trains `steps` more steps on random windows of `ids`.
     pub fn train_for(&mut self, steps: usize, ids: &[u32]) -> Result<&History> {
@@ -236,7 +233,7 @@ impl LanguageModel {
         if ids.is_empty() || ids.len() > self.config.context {
             candle_core::bail!("fill_masks: need 1 to {} tokens, got {}", self.config.context, ids.len());
         }
-        let x = self.ids_tensor(&[ids.to_vec()])?;
+        let x = ids_tensor(&[ids.to_vec()], &self.device)?;
         let probs = candle_nn::ops::softmax_last_dim(&self.head.forward(&self.encoder.forward(&x)?)?.squeeze(0)?)?;
         let mut out = Vec::new();
         for (p, _) in ids.iter().enumerate().filter(|(_, &t)| t == MASK_ID) {
@@ -260,7 +257,7 @@ impl LanguageModel {
         let mut ids = prompt.to_vec();
         for _ in 0..n {
             let start = ids.len().saturating_sub(self.config.context);
-            let x = self.ids_tensor(&[ids[start..].to_vec()])?;
+            let x = ids_tensor(&[ids[start..].to_vec()], &self.device)?;
             let logits = self.head.forward(&self.encoder.forward(&x)?)?.squeeze(0)?;
             let last: Vec<f32> = (logits.get(logits.dim(0)? - 1)? / temperature)?.to_vec1()?;
             let m = last.iter().copied().fold(f32::NEG_INFINITY, f32::max);

@@ -110,10 +110,6 @@ impl NextSentence {
         &self.params
     }
 
-    fn logits(&self, ids: &Tensor, padding: &Tensor) -> Result<Tensor> {
-        nsp_logits(&self.encoder, &self.head, ids, padding)
-    }
-
     /// Trains `steps` more steps on minibatches of `pairs`.
     pub fn train_for(&mut self, steps: usize, pairs: &NspBatch) -> Result<&History> {
         let n = pairs.labels.dim(0)?;
@@ -124,7 +120,7 @@ impl NextSentence {
         let (encoder, head, batch, dev) = (&self.encoder, &self.head, self.lm.batch_size.min(n), &self.device);
         self.run.train_for(steps, &mut |k: usize, _rng: &mut SeededRng| {
             let idx: Vec<u32> = sampler.batch(k, batch).iter().map(|&i| i as u32).collect();
-            let idx = Tensor::from_vec(idx.clone(), idx.len(), dev)?;
+            let idx = Tensor::from_vec(idx, batch, dev)?;
             let logits = nsp_logits(encoder, head, &pairs.ids.index_select(&idx, 0)?, &pairs.padding.index_select(&idx, 0)?)?;
             let y = pairs.labels.index_select(&idx, 0)?;
             let acc = accuracy(&logits, &y)?;
@@ -150,6 +146,6 @@ impl NextSentence {
 
     /// Accuracy on `pairs` (e.g. held-out ones).
     pub fn accuracy(&self, pairs: &NspBatch) -> Result<f64> {
-        accuracy(&self.logits(&pairs.ids, &pairs.padding)?, &pairs.labels)
+        accuracy(&nsp_logits(&self.encoder, &self.head, &pairs.ids, &pairs.padding)?, &pairs.labels)
     }
 }

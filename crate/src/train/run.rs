@@ -11,21 +11,20 @@ use candle_core::{Device, Result, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
 
-/// The loss of one step, with the metric and the named parts the history records.
+/// The loss of one step and the metric the history records with it (named
+/// parts, such as "embedding std" or "temperature", come from
+/// [`Objective::after_step`]).
 pub struct StepLoss {
     /// The scalar loss to back-propagate.
     pub loss: Tensor,
     /// The run's metric for this step (its [`History::metric_name`]).
     pub metric: f64,
-    /// Extra per-step values ("embedding std", "temperature", …), recorded
-    /// after the update.
-    pub parts: Vec<(&'static str, f64)>,
 }
 
 impl StepLoss {
-    /// A loss and its metric, no parts.
+    /// A loss and its metric.
     pub fn new(loss: Tensor, metric: f64) -> Self {
-        Self { loss, metric, parts: Vec::new() }
+        Self { loss, metric }
     }
 }
 
@@ -130,7 +129,6 @@ impl Run {
             let after = objective.after_step(k)?;
             self.step += 1;
             self.history.push(self.step, l, out.metric);
-            self.history.push_parts(&out.parts);
             self.history.push_parts(&after);
             progress.tick_history(&self.history);
         }
