@@ -9,10 +9,11 @@ failures = []
 
 
 def check(ok, what, detail=""):
-    """Prints `ok  what` or `FAIL what: detail` and records a failure."""
+    """Prints `ok  what` or `FAIL what: detail`, records a failure, returns `ok`."""
     print(f"{'ok  ' if ok else 'FAIL'} {what}" + (f": {detail}" if detail and not ok else ""), flush=True)
     if not ok:
         failures.append(what)
+    return ok
 
 
 def summary(name):

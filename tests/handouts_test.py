@@ -288,11 +288,13 @@ def lab_checks(browser, tmp):
     stop_button_notebook(work / "stop.ipynb")
     port, token = free_port(), "sslab-test-token"
     log = open(Path(tmp) / "lab.log", "w")
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(Path(tmp) / "jupyter-config"))
+    # with the kernel manager kernel/lab gives JupyterLab (its warm spare kernel)
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(Path(tmp) / "jupyter-config"), PYTHONPATH=str(root / "kernel"))
     server = subprocess.Popen(
         [str(Path(PY).parent / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}", "--allow-root",
-         "--LabApp.news_url=", "--ServerApp.disable_check_xsrf=False"],
+         "--LabApp.news_url=", "--ServerApp.disable_check_xsrf=False",
+         "--ServerApp.kernel_manager_class=spare_kernel.SpareKernelManager"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:
         base = f"http://127.0.0.1:{port}"

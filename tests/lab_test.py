@@ -7,7 +7,10 @@ Run by `make test` (after the notebooks, so the pre-warm finds its cache warm).
    the test (root in CI and in containers): the server answers on /lab, its
    API lists the "Rust (sslab)" kernel, it still asks for a token (an API call
    without one is refused), and it listens on the loopback address only. As
-   root the output says why it passes --allow-root. Then it is stopped.
+   root the output says why it passes --allow-root. Its spare kernel
+   (kernel/spare_kernel.py) is warmed, hidden from the kernel list, handed
+   to notebook 24.1 when that is opened, runs the notebook's first two cells,
+   and restarts. Then it is stopped.
 2. kernel/lab (the step of `make lab` that starts the server) with a
    stand-in for jupyter: the arguments it passes, with --allow-root only as
    root; when the test runs as root, also as the ordinary user `nobody`.
@@ -31,7 +34,10 @@ from pathlib import Path
 
 root = Path(__file__).resolve().parent.parent
 STARTUP_S = 1200  # make lab runs setup and the pre-warm first: minutes when the cache is cold
+SPARE_S = 900  # the spare kernel may compile sslab first
+sys.path.insert(0, str(root / "kernel"))
 from checks import check, free_port, stop, summary  # noqa: E402
+from lab_session import api, code_cells, open_notebook, run_cells  # noqa: E402
 
 
 def get(url, token=None):
@@ -63,8 +69,40 @@ def listening_addresses(port):
     return found
 
 
-def serve_and_check(who, cmd, port, env, user=None, expect_root_note=False):
-    """Starts `cmd`, waits for the server on `port`, checks it, stops it."""
+def spare_checks(who, base, token, log_path):
+    """The warm spare kernel of kernel/spare_kernel.py, through the real Rust kernel:
+    it is warmed while the server runs, hidden from the kernel list, handed to
+    notebook 24.1 when it is opened, runs the notebook's first two cells, and
+    survives a restart (an ordinary start then)."""
+    t0 = time.time()
+    while time.time() - t0 < SPARE_S and " is ready" not in log_path.read_text(errors="replace"):
+        time.sleep(0.5)
+    text = log_path.read_text(errors="replace")
+    if not check(" is ready" in text, f"{who}: a warm spare Rust (sslab) kernel is ready ({time.time() - t0:.0f} s after the server)",
+                 text[-1500:]):
+        return
+    status, kernels = api(base, token, "GET", "/api/kernels")
+    check(status == 200 and kernels == [], f"{who}: the spare is hidden from the kernel list", f"HTTP {status}, {kernels}")
+    t = time.time()
+    session = open_notebook(base, token, "ch24/01_why_ssl.ipynb", "rust-sslab")
+    kid = session["kernel"]["id"]
+    check(f"handed the warm spare kernel {kid}" in log_path.read_text(errors="replace"),
+          f"{who}: opening notebook 24.1 hands the spare over")
+    results = run_cells(base, token, kid, code_cells(root / "notebooks" / "ch24" / "01_why_ssl.ipynb", 2)
+                        + ["sslab_warm_start"])
+    check([r[0] for r in results] == ["ok"] * 3 and "profile:" in results[1][2],
+          f"{who}: the notebook's first two cells run in it "
+          f"({time.time() - t:.1f} s from opening the notebook; cells {[r[1] for r in results[:2]]} s), "
+          "and the warm start's variable is there", str(results))
+    status, _ = api(base, token, "POST", f"/api/kernels/{kid}/restart")
+    results = run_cells(base, token, kid, ["let y = 1 + 1;\ny"]) if status == 200 else []
+    check(status == 200 and results and results[0][0] == "ok" and results[0][2].strip() == "2",
+          f"{who}: the handed-over kernel restarts (an ordinary start) and runs a cell", f"HTTP {status}, {results}")
+    api(base, token, "DELETE", f"/api/sessions/{session['id']}")
+
+
+def serve_and_check(who, cmd, port, env, user=None, expect_root_note=False, extra=None):
+    """Starts `cmd`, waits for the server on `port`, checks it, runs `extra(who, base, token, log_path)`, stops it."""
     token = env["JUPYTER_TOKEN"]
     log_path = Path(env["SSLAB_LAB_LOG"])
     log = open(log_path, "w")
@@ -101,6 +139,8 @@ def serve_and_check(who, cmd, port, env, user=None, expect_root_note=False):
         note = "running as root" in text and "--allow-root" in text
         check(note == expect_root_note, f"{who}: " + ("the output says why --allow-root is passed" if expect_root_note
                                                        else "no --allow-root for an ordinary user"), text[-800:])
+        if extra is not None:
+            extra(who, base, token, log_path)
     finally:
         stop(server)
         log.close()
@@ -136,7 +176,7 @@ def main():
             env.pop(k, None)
         who = "make lab as root" if is_root else "make lab as an ordinary user"
         serve_and_check(who, ["make", "--no-print-directory", "lab", "NO_BROWSER=1", f"PORT={port}"], port, env,
-                        expect_root_note=is_root)
+                        expect_root_note=is_root, extra=spare_checks)
 
         r, args = stand_in_checks(tmp, None)
         want = "--allow-root" in args
@@ -167,7 +207,8 @@ def main():
                 home.mkdir()
                 os.chown(home, nobody.pw_uid, nobody.pw_gid)
                 port = free_port()
-                uenv = dict(env, HOME=str(home), USER="nobody", JUPYTER_CONFIG_DIR=str(home / "config"),
+                # the spare kernel is checked above; as nobody (no Rust toolchain of its own) there is none
+                uenv = dict(env, SSLAB_SPARE_KERNEL="0", HOME=str(home), USER="nobody", JUPYTER_CONFIG_DIR=str(home / "config"),
                             JUPYTER_RUNTIME_DIR=str(home / "runtime"), SSLAB_LAB_LOG=str(tmp / "lab-nobody.log"))
                 serve_and_check("kernel/lab as the ordinary user nobody", [str(root / "kernel" / "lab"), "--no-browser", "--port", str(port)],
                                 port, uenv, user=nobody.pw_uid)

@@ -2,7 +2,8 @@
 """Tests of kernel/launch's warm start: a kernel whose build folder has built
 sslab since its sources last changed gets a start-up configuration that adds
 `:dep sslab` (and the notebooks' settings); a folder without that build, a
-stale one, or SSLAB_WARM_START=0 keeps the kernelspec's configuration.
+stale one, or SSLAB_WARM_START=0 keeps the kernelspec's configuration, except
+for a spare kernel's first start (its one-shot marker file).
 
 Runs kernel/launch with a stand-in for evcxr_jupyter that prints what it was
 given. Run by `make test`.
@@ -58,6 +59,16 @@ def main():
         fake_build(d, of="/elsewhere/crate")
         out = run(d)
         checks.append(("another checkout's build: no warm start", dep_line not in out))
+        # a spare kernel (JupyterLab's, kernel/spare_kernel.py) warms up even with a
+        # stale build, once: its marker file is consumed, so a restart is ordinary
+        marker = Path(d) / "spare-marker"
+        marker.touch()
+        out = run(d, SSLAB_SPARE_MARKER=str(marker))
+        checks.append(("a spare kernel warms up even with a stale build", dep_line in out
+                       and "let sslab_warm_start = ();" in out))
+        checks.append(("the spare's marker is consumed", not marker.exists()))
+        out = run(d, SSLAB_SPARE_MARKER=str(marker))
+        checks.append(("the same kernel restarted (marker gone): no warm start with a stale build", dep_line not in out))
         fake_build(d)
         out = run(d)
         checks.append(("fresh build: warm start", f"config={d}/k/slot-0.config\n" in out and dep_line in out
