@@ -45,6 +45,7 @@ test-runner: setup
 	$(PY) tests/launch_test.py
 	$(PY) tests/claims_test.py
 	$(PY) tests/interrupt_test.py
+	$(PY) tests/spare_kernel_test.py
 
 test-notebooks: setup
 	$(PY) kernel/run-notebooks --profile $(NOTEBOOK_PROFILE) notebooks
