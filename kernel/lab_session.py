@@ -57,7 +57,10 @@ async def _run_cells(base, token, kernel_id, codes, timeout):
                             "allow_stdin": False, "stop_on_error": True}}))
             t0 = time.time()
             text = []
-            while True:
+            reply = None
+            idle = False
+            # done at its reply (shell) and its "idle" status (iopub, sent after every output)
+            while reply is None or not idle:
                 raw = await asyncio.wait_for(ws.read_message(), timeout)
                 if raw is None:
                     raise RuntimeError("the kernel's websocket closed")
@@ -72,13 +75,15 @@ async def _run_cells(base, token, kernel_id, codes, timeout):
                 elif msg["msg_type"] == "error":
                     text.append(f"{content.get('ename')}: {content.get('evalue')}")
                 elif msg["msg_type"] == "execute_reply":
-                    results.append((content.get("status"), round(time.time() - t0, 2), "".join(text)))
-                    break
+                    reply = (content.get("status"), round(time.time() - t0, 2))
+                elif msg["msg_type"] == "status" and content.get("execution_state") == "idle":
+                    idle = True
+            results.append((*reply, "".join(text)))
     finally:
         ws.close()
     return results
 
 
 def run_cells(base, token, kernel_id, codes, timeout=900):
-    """Runs `codes` one after another in the kernel; [(status, seconds, output text)]."""
+    """Runs `codes` one after another in the kernel; [(status, seconds to the reply, output text)]."""
     return asyncio.run(_run_cells(base, token, kernel_id, codes, timeout))

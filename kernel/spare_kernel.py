@@ -39,6 +39,7 @@ itself, as with plain `jupyter lab`).
 import asyncio
 import os
 import tempfile
+import uuid
 
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado.ioloop import IOLoop
@@ -123,10 +124,11 @@ class SpareKernelManager(AsyncMappingKernelManager):
         fd, marker = tempfile.mkstemp(prefix="sslab-spare-")
         os.close(fd)
         env = dict(os.environ, SSLAB_SPARE_MARKER=marker)
-        kid = None
+        # its id is hidden from the kernel list before the kernel exists
+        kid = str(uuid.uuid4())
+        self._spare_ids.add(kid)
         try:
-            kid = await super().start_kernel(path=path, kernel_name=name, env=env)
-            self._spare_ids.add(kid)
+            await super().start_kernel(kernel_id=kid, path=path, kernel_name=name, env=env)
             self.log.info("[sslab] warming a spare %s kernel %s in %s", name, kid, self.cwd_for_path(path))
             kc = self.get_kernel(kid).client()
             kc.start_channels()
@@ -138,8 +140,8 @@ class SpareKernelManager(AsyncMappingKernelManager):
             return kid
         except Exception as e:  # noqa: BLE001
             self.log.warning("[sslab] no spare kernel: %s", e)
-            if kid is not None and kid in self:
-                self._spare_ids.discard(kid)
+            self._spare_ids.discard(kid)
+            if kid in self:
                 await self.shutdown_kernel(kid, now=True)
             return None
         finally:

@@ -90,14 +90,16 @@ def main():
             a = open_notebook(base, token, "ch24/a.ipynb", "python3")["kernel"]["id"]
             check(f"handed the warm spare kernel {a}" in log.read_text(), "opening a notebook in ch24/ hands the spare over",
                   log.read_text()[-800:])
-            check(cwd_of(base, token, a) == ch24, "the handed-over kernel works, in the notebook's folder")
+            got = cwd_of(base, token, a)
+            check(got == ch24, "the handed-over kernel works, in the notebook's folder", got)
             check(wait_log(log, " is ready", 2), "a new spare is warmed after the hand-over")
             status, kernels = api(base, token, "GET", "/api/kernels")
             check([k["id"] for k in kernels] == [a], "the kernel list shows the notebook's kernel only", str(kernels))
             b = open_notebook(base, token, "other/b.ipynb", "python3")["kernel"]["id"]
             check(f"handed the warm spare kernel {b}" not in log.read_text(),
                   "a notebook in another folder gets a kernel of its own, not the ch24/ spare")
-            check(cwd_of(base, token, b) == other, "that kernel runs in its notebook's folder")
+            got = cwd_of(base, token, b)
+            check(got == other, "that kernel runs in its notebook's folder", got)
             check(wait_log(log, f"in {other}") and wait_log(log, " is ready", 3), "the spare moves to that folder")
             spare_ids = [l.split("kernel ")[1].split()[0] for l in log.read_text().splitlines() if "warming a spare" in l]
             check(len(spare_ids) == 3 and wait_log(log, f"Kernel shutdown: {spare_ids[1]}", limit=30),
