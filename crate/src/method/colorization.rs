@@ -18,7 +18,7 @@
 //! Logged metric: the fraction of the colour error removed, `1 − loss / MSE(gray, x)`
 //! (0 = no better than leaving the image gray, 1 = perfect colours).
 
-use super::{Encoder, EncoderConfig, Method, PretextImages, PretrainConfig, StepOutput};
+use super::{Encoder, Method, PretextImages, PretrainConfig, StepOutput};
 use crate::augment::rgb_to_grayscale;
 use crate::nn::{linear, Linear};
 use crate::pretext::colorization_pair;
@@ -44,7 +44,7 @@ impl Colorization {
                 "colorization needs colour (3-channel RGB) images: there is no colour to predict in images of shape {shape:?} (C, H, W)"
             );
         }
-        let encoder = EncoderConfig::with_in_channels(&cfg.encoder, 1).init(vb.pp("enc"))?;
+        let encoder = cfg.encoder_for(c).init(vb.pp("enc"))?;
         let head = linear(encoder.feature_dim(), 3 * h * w, vb.pp("head"))?;
         Ok(Self { encoder, head, height: h, width: w })
     }
@@ -108,7 +108,9 @@ mod tests {
         let data = colour_shapes(64);
         let mut cfg = tiny(MethodName::Colorization);
         cfg.steps = 30;
-        let mut run = Pretrainer::new(cfg, (3, 28, 28), &Device::Cpu).unwrap();
+        let mut run = Pretrainer::new(cfg.clone(), (3, 28, 28), &Device::Cpu).unwrap();
+        // the run's settings name the encoder it built: one (grey) input channel of the colour images
+        assert_eq!(run.config().encoder, cfg.encoder.with_in_channels(1));
         run.train_for(30, &data).unwrap();
         let l = &run.history().loss;
         assert!(l.iter().all(|v| v.is_finite()));

@@ -116,7 +116,9 @@ pub struct PretrainConfig {
     pub optimizer: OptimizerConfig,
     /// Linear warm-up steps before the cosine decay.
     pub warmup_steps: usize,
-    /// The backbone.
+    /// The backbone. Its input channels come from the data when a run is
+    /// built ([`Pretrainer::config`](super::Pretrainer::config) shows the
+    /// value it uses; see [`PretrainConfig::encoder_for`]).
     pub encoder: EncoderConfig,
     /// Hidden width of projection/prediction heads.
     pub head_hidden: usize,
@@ -355,6 +357,14 @@ impl PretrainConfig {
     }
 
     /// Checks the settings, naming the first bad one.
+    /// The encoder a run on images with `image_channels` channels builds:
+    /// `encoder` with the data's channels (colorization's encoder sees the
+    /// grey image: 1 channel).
+    pub fn encoder_for(&self, image_channels: usize) -> EncoderConfig {
+        let channels = if self.method == MethodName::Colorization { 1 } else { image_channels };
+        self.encoder.with_in_channels(channels)
+    }
+
     pub fn check(&self) -> Result<()> {
         self.optimizer.check()?;
         if self.batch_size < 2 {

@@ -289,6 +289,20 @@ mod tests {
         cfg
     }
 
+    #[test]
+    fn a_run_shows_the_encoder_it_built_for_its_images() {
+        // the configured encoder says 1 input channel; colour images make it 3, in the
+        // settings the run reports (printed and saved in checkpoints) as in the model
+        for method in [MethodName::SimClr, MethodName::Mae] {
+            let cfg = tiny(method);
+            let run = Pretrainer::new(cfg.clone(), (3, 28, 28), &Device::Cpu).unwrap();
+            assert_eq!(run.config().encoder, cfg.encoder.with_in_channels(3), "{method}");
+            assert!(run.config().to_string().contains("in_channels: 3"), "{}", run.config());
+            let x = Tensor::zeros((2, 3, 28, 28), candle_core::DType::F32, &Device::Cpu).unwrap();
+            assert_eq!(run.features(&x).unwrap().dim(0).unwrap(), 2);
+        }
+    }
+
     /// Trains `tiny(method)` (with `steps` planned steps and any changes by
     /// `edit`) for `steps` steps on 64 shapes; returns the run.
     pub(super) fn train_tiny(method: MethodName, steps: usize, edit: impl FnOnce(&mut PretrainConfig)) -> Pretrainer {

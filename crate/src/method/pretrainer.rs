@@ -49,6 +49,8 @@ impl Pretrainer {
     /// A fresh run of `config` on images of `image_shape = (C, H, W)`.
     pub fn new(config: PretrainConfig, image_shape: (usize, usize, usize), dev: &Device) -> Result<Self> {
         config.check()?;
+        // the settings as run: the encoder's input channels are the data's
+        let config = PretrainConfig { encoder: config.encoder_for(image_shape.0), ..config };
         let params = Params::new(derive_seed(config.seed, "init"));
         let method = build_method(&config, image_shape, &params, dev)?;
         let opt = config.optimizer.build(params.named_trainable_vars())?;
@@ -70,7 +72,8 @@ impl Pretrainer {
         })
     }
 
-    /// The run's settings.
+    /// The run's settings, as it uses them (the encoder's input channels
+    /// are those of its images).
     pub fn config(&self) -> &PretrainConfig {
         &self.config
     }
