@@ -356,7 +356,6 @@ impl PretrainConfig {
         self.augment.pipeline(shape).without(&drop)
     }
 
-    /// Checks the settings, naming the first bad one.
     /// The encoder a run on images with `image_channels` channels builds:
     /// `encoder` with the data's channels (colorization's encoder sees the
     /// grey image: 1 channel).
@@ -365,6 +364,7 @@ impl PretrainConfig {
         self.encoder.with_in_channels(channels)
     }
 
+    /// Checks the settings, naming the first bad one.
     pub fn check(&self) -> Result<()> {
         self.optimizer.check()?;
         if self.batch_size < 2 {
