@@ -322,10 +322,16 @@ fn inside(dir: &Path, sub: &str) -> PathBuf {
     if d.is_dir() { d } else { dir.to_path_buf() }
 }
 
-fn read_file(path: &Path, hint: &str) -> Result<Vec<u8>> {
+/// An error naming `path` and saying how to get it (`hint`) unless it is a file.
+fn require_file(path: &Path, hint: &str) -> Result<()> {
     if !path.is_file() {
         candle_core::bail!("{} not found: {hint}", path.display());
     }
+    Ok(())
+}
+
+fn read_file(path: &Path, hint: &str) -> Result<Vec<u8>> {
+    require_file(path, hint)?;
     std::fs::read(path).map_err(|e| io_error("cannot read", path, e))
 }
 
@@ -416,10 +422,16 @@ fn stl_to_row_major(rec: &[u8], out: &mut [u8]) {
     }
 }
 
-fn stl_images(bytes: &[u8], what: &str, size: usize) -> Result<Tensor> {
-    if bytes.is_empty() || bytes.len() % STL_IMAGE != 0 {
-        candle_core::bail!("{what}: {} bytes is not a whole number of STL-10 images of {STL_IMAGE} bytes (truncated or not STL-10)", bytes.len());
+/// The number of STL-10 images in `len` bytes of `what`; an error unless whole.
+fn stl_count(len: usize, what: &str) -> Result<usize> {
+    if len == 0 || len % STL_IMAGE != 0 {
+        candle_core::bail!("{what}: {len} bytes is not a whole number of STL-10 images of {STL_IMAGE} bytes (truncated or not STL-10)");
     }
+    Ok(len / STL_IMAGE)
+}
+
+fn stl_images(bytes: &[u8], what: &str, size: usize) -> Result<Tensor> {
+    stl_count(bytes.len(), what)?;
     let mut rows = vec![0u8; bytes.len()];
     rows.par_chunks_mut(STL_IMAGE).zip(bytes.par_chunks(STL_IMAGE)).for_each(|(o, r)| stl_to_row_major(r, o));
     from_planes(&rows, STL_SIDE, size)
@@ -449,15 +461,10 @@ pub fn load_stl10(dir: &Path, options: &ImageOptions) -> Result<(ImageDataset, I
 pub fn load_stl10_unlabelled(dir: &Path, n: usize, seed: u64, options: &ImageOptions) -> Result<ImageDataset> {
     let dir = inside(dir, "stl10_binary");
     let path = dir.join("unlabeled_X.bin");
-    if !path.is_file() {
-        candle_core::bail!("{} not found: {STL_HINT}", path.display());
-    }
+    require_file(&path, STL_HINT)?;
     let mut file = std::fs::File::open(&path).map_err(|e| io_error("cannot open", &path, e))?;
     let len = file.metadata().map_err(|e| io_error("cannot read", &path, e))?.len() as usize;
-    if len == 0 || len % STL_IMAGE != 0 {
-        candle_core::bail!("{}: {len} bytes is not a whole number of STL-10 images of {STL_IMAGE} bytes", path.display());
-    }
-    let total = len / STL_IMAGE;
+    let total = stl_count(len, &path.display().to_string())?;
     if n == 0 || n > total {
         candle_core::bail!("{}: asked for {n} unlabelled images, it holds {total}", path.display());
     }

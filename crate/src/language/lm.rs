@@ -197,7 +197,6 @@ impl LanguageModel {
         &self.encoder
     }
 
-
     /// Trains `steps` more steps on random windows of `ids`.
     pub fn train_for(&mut self, steps: usize, ids: &[u32]) -> Result<&History> {
         if let Some(bad) = ids.iter().find(|&&i| i as usize >= self.vocab_size) {
