@@ -1,6 +1,6 @@
 """Opening a notebook in a running Jupyter server the way JupyterLab does it:
 a session over the REST API (which starts or hands over its kernel), then
-cells sent over the kernel's websocket. Used by `kernel/measure-latency --lab`
+cells sent over the kernel's websocket; and waiting for a line of the server's log. Used by `kernel/measure-latency --lab`
 and tests/lab_test.py."""
 import asyncio
 import json
@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 
 from tornado.websocket import websocket_connect
 
@@ -23,6 +24,19 @@ def api(base, token, method, path, body=None, timeout=600):
             return r.status, (json.loads(text) if text else None)
     except urllib.error.HTTPError as e:
         return e.code, None
+
+
+def wait_for_log(log_path, text, count=1, limit=120, server=None):
+    """Waits until the server log `log_path` holds `text` `count` times;
+    True then, False after `limit` seconds or once `server` (its Popen) ended."""
+    t = time.time()
+    while time.time() - t < limit:
+        if Path(log_path).read_text(errors="replace").count(text) >= count:
+            return True
+        if server is not None and server.poll() is not None:
+            return False
+        time.sleep(0.2)
+    return False
 
 
 def open_notebook(base, token, path, kernel_name):

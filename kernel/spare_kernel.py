@@ -44,6 +44,9 @@ import uuid
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado.ioloop import IOLoop
 
+# What a Jupyter server is given to use this class (kernel/ on PYTHONPATH).
+SERVER_OPTION = "--ServerApp.kernel_manager_class=spare_kernel.SpareKernelManager"
+
 # A spare may compile sslab before it answers (the first start after a change
 # to the crate): minutes on 2 cores. Nobody waits on it unless a notebook asks.
 READY_TIMEOUT_S = 1800
@@ -68,7 +71,7 @@ class SpareKernelManager(AsyncMappingKernelManager):
         if self._spare_names:
             first = os.path.join(self.root_dir, FIRST_FOLDER)
             path = FIRST_FOLDER if os.path.isdir(first) else ""
-            IOLoop.current().add_callback(self._keep_spare, self._spare_names[0], path)
+            self._schedule_spare(self._spare_names[0], path)
 
     # -- the hand-over ----------------------------------------------------
     async def start_kernel(self, *, kernel_id=None, path=None, **kwargs):
@@ -77,12 +80,8 @@ class SpareKernelManager(AsyncMappingKernelManager):
             return await super().start_kernel(kernel_id=kernel_id, path=path, **kwargs)
         cwd = self.cwd_for_path(path) if path is not None else self.root_dir
         spare = self._take_spare(name, cwd)
-        kid = None
-        if spare is not None:
-            try:
-                kid = await spare  # waits for the rest of its warm-up, if any
-            except Exception as e:  # noqa: BLE001 - a failed spare is skipped, never fatal
-                self.log.warning("[sslab] the spare kernel failed (%s); starting one now", e)
+        # waits for the rest of its warm-up, if any; a spare that failed (logged) gives None
+        kid = await spare if spare is not None else None
         if kid is not None and kid in self:
             self._spare_ids.discard(kid)
             self.log.info("[sslab] handed the warm spare kernel %s to %s", kid, path)
@@ -112,7 +111,7 @@ class SpareKernelManager(AsyncMappingKernelManager):
         cwd = self.cwd_for_path(path) if path is not None else self.root_dir
         if self._spare is not None:
             s_name, s_cwd, task = self._spare
-            failed = task.done() and (task.cancelled() or task.exception() or task.result() is None)
+            failed = task.done() and (task.cancelled() or task.result() is None)
             if (s_name, s_cwd) == (name, cwd) and not failed:
                 return
             # one spare at a time: the other folder's goes (once it has started)
@@ -121,6 +120,7 @@ class SpareKernelManager(AsyncMappingKernelManager):
         self._spare = (name, cwd, asyncio.ensure_future(self._start_spare(name, path)))
 
     async def _start_spare(self, name, path):
+        """Starts and warms a spare; its kernel id, or None (logged) when it fails."""
         fd, marker = tempfile.mkstemp(prefix="sslab-spare-")
         os.close(fd)
         env = dict(os.environ, SSLAB_SPARE_MARKER=marker)
@@ -151,10 +151,7 @@ class SpareKernelManager(AsyncMappingKernelManager):
                 pass
 
     async def _discard(self, task):
-        try:
-            kid = await task
-        except Exception:  # noqa: BLE001
-            return
+        kid = await task
         if kid is not None and kid in self:
             self._spare_ids.discard(kid)
             await self.shutdown_kernel(kid, now=True)

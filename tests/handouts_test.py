@@ -33,6 +33,7 @@ from pathlib import Path
 root = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(root / "kernel"))
 import handouts  # noqa: E402
+import spare_kernel  # noqa: E402
 from checks import check, free_port, stop, summary  # noqa: E402
 
 import nbformat  # noqa: E402
@@ -294,7 +295,7 @@ def lab_checks(browser, tmp):
         [str(Path(PY).parent / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}", "--allow-root",
          "--LabApp.news_url=", "--ServerApp.disable_check_xsrf=False",
-         "--ServerApp.kernel_manager_class=spare_kernel.SpareKernelManager"],
+         spare_kernel.SERVER_OPTION],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:
         base = f"http://127.0.0.1:{port}"

@@ -37,7 +37,7 @@ STARTUP_S = 1200  # make lab runs setup and the pre-warm first: minutes when the
 SPARE_S = 900  # the spare kernel may compile sslab first
 sys.path.insert(0, str(root / "kernel"))
 from checks import check, free_port, stop, summary  # noqa: E402
-from lab_session import api, code_cells, open_notebook, run_cells  # noqa: E402
+from lab_session import api, code_cells, open_notebook, run_cells, wait_for_log  # noqa: E402
 
 
 def get(url, token=None):
@@ -75,11 +75,9 @@ def spare_checks(who, base, token, log_path):
     notebook 24.1 when it is opened, runs the notebook's first two cells, and
     survives a restart (an ordinary start then)."""
     t0 = time.time()
-    while time.time() - t0 < SPARE_S and " is ready" not in log_path.read_text(errors="replace"):
-        time.sleep(0.5)
-    text = log_path.read_text(errors="replace")
-    if not check(" is ready" in text, f"{who}: a warm spare Rust (sslab) kernel is ready ({time.time() - t0:.0f} s after the server)",
-                 text[-1500:]):
+    if not check(wait_for_log(log_path, " is ready", limit=SPARE_S),
+                 f"{who}: a warm spare Rust (sslab) kernel is ready ({time.time() - t0:.0f} s after the server)",
+                 log_path.read_text(errors="replace")[-1500:]):
         return
     status, kernels = api(base, token, "GET", "/api/kernels")
     check(status == 200 and kernels == [], f"{who}: the spare is hidden from the kernel list", f"HTTP {status}, {kernels}")

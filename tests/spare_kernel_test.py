@@ -26,7 +26,8 @@ from pathlib import Path
 root = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(root / "kernel"))
 from checks import check, free_port, stop, summary  # noqa: E402
-from lab_session import api, open_notebook, run_cells  # noqa: E402
+from lab_session import api, open_notebook, run_cells, wait_for_log  # noqa: E402
+from spare_kernel import SERVER_OPTION  # noqa: E402
 
 PY = root / ".venv" / "bin" / "python"
 EMPTY_NOTEBOOK = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
@@ -41,7 +42,7 @@ def start_server(tmp, notebooks, spare_names, **env_extra):
                PYTHONPATH=str(root / "kernel"), SSLAB_SPARE_KERNEL_NAMES=spare_names, **env_extra)
     server = subprocess.Popen(
         [str(PY.parent / "jupyter"), "server", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--ServerApp.root_dir={notebooks}", "--ServerApp.kernel_manager_class=spare_kernel.SpareKernelManager"]
+         f"--ServerApp.root_dir={notebooks}", SERVER_OPTION]
         + (["--allow-root"] if os.geteuid() == 0 else []),
         stdout=open(log_path, "w"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
     base = f"http://127.0.0.1:{port}"
@@ -55,15 +56,6 @@ def start_server(tmp, notebooks, spare_names, **env_extra):
             pass
         time.sleep(0.5)
     return server, base, token, log_path
-
-
-def wait_log(log_path, text, count=1, limit=120):
-    t = time.time()
-    while time.time() - t < limit:
-        if log_path.read_text(errors="replace").count(text) >= count:
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def cwd_of(base, token, kernel_id):
@@ -82,7 +74,7 @@ def main():
 
         server, base, token, log = start_server(tmp, nbs, "python3")
         try:
-            check(wait_log(log, " is ready"), "a spare kernel is started and warmed when the server starts",
+            check(wait_for_log(log, " is ready"), "a spare kernel is started and warmed when the server starts",
                   log.read_text()[-1500:])
             check(f"in {ch24}" in log.read_text(), "the first spare's folder is ch24/", log.read_text()[-800:])
             status, kernels = api(base, token, "GET", "/api/kernels")
@@ -92,7 +84,7 @@ def main():
                   log.read_text()[-800:])
             got = cwd_of(base, token, a)
             check(got == ch24, "the handed-over kernel works, in the notebook's folder", got)
-            check(wait_log(log, " is ready", 2), "a new spare is warmed after the hand-over")
+            check(wait_for_log(log, " is ready", 2), "a new spare is warmed after the hand-over")
             status, kernels = api(base, token, "GET", "/api/kernels")
             check([k["id"] for k in kernels] == [a], "the kernel list shows the notebook's kernel only", str(kernels))
             b = open_notebook(base, token, "other/b.ipynb", "python3")["kernel"]["id"]
@@ -100,9 +92,9 @@ def main():
                   "a notebook in another folder gets a kernel of its own, not the ch24/ spare")
             got = cwd_of(base, token, b)
             check(got == other, "that kernel runs in its notebook's folder", got)
-            check(wait_log(log, f"in {other}") and wait_log(log, " is ready", 3), "the spare moves to that folder")
+            check(wait_for_log(log, f"in {other}") and wait_for_log(log, " is ready", 3), "the spare moves to that folder")
             spare_ids = [l.split("kernel ")[1].split()[0] for l in log.read_text().splitlines() if "warming a spare" in l]
-            check(len(spare_ids) == 3 and wait_log(log, f"Kernel shutdown: {spare_ids[1]}", limit=30),
+            check(len(spare_ids) == 3 and wait_for_log(log, f"Kernel shutdown: {spare_ids[1]}", limit=30),
                   "one spare at a time: the ch24/ spare is shut down", str(spare_ids))
             c = open_notebook(base, token, "other/b.ipynb", "python3")["kernel"]["id"]
             check(c == b, "a notebook whose session exists keeps its kernel")
@@ -119,7 +111,7 @@ def main():
                                                       "display_name": "flaky", "language": "python"}))
         server, base, token, log = start_server(tmp, nbs, "flaky")
         try:
-            check(wait_log(log, "no spare kernel"), "a spare that dies while starting is logged", log.read_text()[-1500:])
+            check(wait_for_log(log, "no spare kernel"), "a spare that dies while starting is logged", log.read_text()[-1500:])
             status, kernels = api(base, token, "GET", "/api/kernels")
             check(status == 200 and kernels == [], "the dead spare is not left in the kernel list", str(kernels))
             k = open_notebook(base, token, "ch24/a.ipynb", "flaky")["kernel"]["id"]
